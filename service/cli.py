@@ -1,0 +1,174 @@
+"""The `nudge` command line. Each command opens one transaction; bad input exits non-zero."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import content, migrate, policies, roster
+from service.config import Settings, load_settings
+from service.db import make_engine, make_sessionmaker, transaction
+from service.errors import InputErrors, NudgeError
+from service.reports import status_summary
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Policy Nudge: tips, read receipts and nudges for staff.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+roster_app = typer.Typer(no_args_is_help=True, help="People and supervisors.")
+content_app = typer.Typer(no_args_is_help=True, help="Tip packs.")
+policy_app = typer.Typer(no_args_is_help=True, help="Policy texts and versions.")
+app.add_typer(db_app, name="db")
+app.add_typer(roster_app, name="roster")
+app.add_typer(content_app, name="content")
+app.add_typer(policy_app, name="policy")
+
+
+@dataclass
+class Runtime:
+    """What every command needs, built once from the settings."""
+
+    settings: Settings
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    def sessions(self) -> sessionmaker[Session]:
+        migrate.require_current_schema(self.engine)
+        return make_sessionmaker(self.engine)
+
+
+def runtime(ctx: typer.Context) -> Runtime:
+    return ctx.find_root().obj
+
+
+@app.callback()
+def _load(ctx: typer.Context) -> None:
+    ctx.obj = Runtime(load_settings())
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply the Alembic migrations to NUDGE_DATABASE_URL."""
+    rt = runtime(ctx)
+    migrate.upgrade(rt.engine)
+    console.print(f"database at revision {migrate.current_revision(rt.engine)}")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """What is loaded: people, teams, tips, policies, outbox and engagement."""
+    with transaction(runtime(ctx).sessions()) as session:
+        summary = status_summary(session)
+    people = Table("role", "active", "inactive", title="People by role")
+    for role, active, inactive in summary.people_by_role:
+        people.add_row(role, str(active), str(inactive))
+    people.add_row("[b]total", str(sum(r[1] for r in summary.people_by_role)),
+                   str(sum(r[2] for r in summary.people_by_role)))
+    teams = Table("supervisor", "active reports", title="Teams")
+    for name, _email, count in summary.teams:
+        teams.add_row(name, str(count))
+    tips = Table("policy", "section", "active tips", "inactive", title="Tips by section")
+    for slug, section, active, inactive in summary.tips_by_section:
+        tips.add_row(slug, section, str(active), str(inactive))
+    pols = Table("policy", "title", "versions", "latest", title="Policies")
+    for slug, title, versions, latest in summary.policies:
+        pols.add_row(slug, title, str(versions), latest or "–")
+    for table in (people, teams, tips, pols):
+        console.print(table)
+    if summary.deliveries:
+        outbox = Table("kind", "status", "count", title="Outbox")
+        for kind, state, count in summary.deliveries:
+            outbox.add_row(kind, state, str(count))
+        console.print(outbox)
+    if summary.engagement:
+        events = Table("event", "machine", "count", title="Engagement events")
+        for kind, machine, count in summary.engagement:
+            events.add_row(kind, "yes" if machine else "no", str(count))
+        console.print(events)
+
+
+@roster_app.command("import")
+def roster_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Roster CSV (see DESIGN.md for the header).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan, write nothing.")] = False,
+    partial: Annotated[bool, typer.Option("--partial", help="Only add and update; keep people missing from the file.")] = False,
+) -> None:
+    """Create and update people from a CSV, all or nothing."""
+    with transaction(runtime(ctx).sessions()) as session:
+        plan = roster.import_roster(session, file, dry_run=dry_run, partial=partial)
+        if dry_run:
+            session.rollback()
+    counts = ", ".join(f"{k} {v}" for k, v in plan.counts().items())
+    console.print(f"{'would import' if dry_run else 'imported'} {file}: {counts}")
+
+
+@content_app.command("import")
+def content_import(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Tip pack YAML file(s).")],
+) -> None:
+    """Load tip packs; re-importing changes nothing, edits update, removals deactivate."""
+    with transaction(runtime(ctx).sessions()) as session:
+        results = [(path, content.import_pack(session, path)) for path in paths]
+    for path, result in results:
+        counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
+        console.print(f"imported {path}: {counts}")
+        for warning in result.warnings:
+            err_console.print(f"[yellow]warning:[/] {path}: {warning}")
+
+
+@policy_app.command("import")
+def policy_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Policy text: plain text or Markdown.")],
+    policy: Annotated[str, typer.Option("--policy", help="Policy slug, e.g. social-media.")],
+    version: Annotated[str, typer.Option("--version", help="Version label, e.g. 2 or 2026-09.")],
+    title: Annotated[str | None, typer.Option("--title", help="Title, needed for a new policy.")] = None,
+) -> None:
+    """Store a new version of a policy, split into sections."""
+    with transaction(runtime(ctx).sessions()) as session:
+        result = policies.import_version(session, file, slug=policy, label=version, title=title)
+        label, sections = result.version.label, len(result.version.sections)
+    if result.status == "unchanged":
+        console.print(f"{policy}: text identical to version {label}; nothing stored")
+    else:
+        console.print(f"{policy}: stored version {label} with {sections} sections")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: user errors become one line on stderr and a non-zero exit, not a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="nudge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except InputErrors as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        for problem in exc.problems:
+            err_console.print(f"  {exc.source}: {problem}", highlight=False, markup=False)
+        sys.exit(1)
+    except NudgeError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

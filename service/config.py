@@ -1,0 +1,125 @@
+"""Settings, read once at start-up from the environment and passed in.
+
+Nothing in the package reads the environment at import time: the CLI, the
+web app and the jobs call :func:`load_settings` and hand the result down.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line naming the variable."""
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NUDGE_", extra="ignore", populate_by_name=True)
+
+    database_url: str = "sqlite:///nudge.db"
+    email_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"
+    outbox_dir: str = "outbox"
+
+    sendgrid_api_key: SecretStr | None = Field(None, validation_alias=_env("SENDGRID_API_KEY"))
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str | None = Field(
+        None, validation_alias=_env("SENDGRID_WEBHOOK_PUBLIC_KEY")
+    )
+
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(1025, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+
+    canvas_api_url: str | None = Field(None, validation_alias=_env("CANVAS_API_URL"))
+    canvas_api_key: SecretStr | None = Field(None, validation_alias=_env("CANVAS_API_KEY"))
+    canvas_course_ids: Annotated[list[int], NoDecode] = []
+
+    secret_key: SecretStr | None = None
+    base_url: str = "http://localhost:8000"
+    admin_token: SecretStr | None = None
+    timezone: str = "America/Chicago"
+    admin_email: str | None = None
+    from_email: str = "nudge@localhost"
+
+    tips_per_digest: int = Field(3, ge=1, le=10)
+    digest_weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
+    digest_time: time = time(7, 30)
+
+    @field_validator("canvas_course_ids", mode="before")
+    @classmethod
+    def _split_course_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            for part in parts:
+                if not part.isdigit():
+                    raise ValueError(f"course id {part!r} is not a number")
+            return [int(p) for p in parts]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("digest_weekday", mode="before")
+    @classmethod
+    def _lower_weekday(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def canvas_enabled(self) -> bool:
+        return bool(self.canvas_api_url and self.canvas_api_key and self.canvas_course_ids)
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """Signing keys, newest first: the first signs, all verify (key rotation)."""
+        if not self.secret_key:
+            return []
+        return [k.strip() for k in self.secret_key.get_secret_value().split(",") if k.strip()]
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"NUDGE_{field.upper()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise ConfigError with one clear line on a bad value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            name = env_name(field) if field in Settings.model_fields else field
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
+        raise ConfigError("bad configuration: " + "; ".join(problems)) from None

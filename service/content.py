@@ -1,0 +1,210 @@
+"""Tip packs: validate a YAML pack completely, then upsert its tips idempotently."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.errors import InputErrors
+from service.models import Policy, Tip
+from service.roster import read_text
+
+MAX_TIP_WORDS = 60
+MAX_TITLE_CHARS = 120
+TIP_KEYS = {"id", "section", "title", "body", "audience", "refs"}
+TOP_KEYS = {"policy", "tips"}
+POLICY_KEYS = {"slug", "title"}
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+SLUG_RE = ID_RE
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line each mapping starts on (as ``__line__``)."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass(frozen=True)
+class TipSpec:
+    key: str
+    section: str
+    title: str
+    body: str
+    audience: list[str]
+    refs: list[str]
+
+
+@dataclass(frozen=True)
+class Pack:
+    slug: str
+    title: str
+    tips: list[TipSpec]
+
+
+@dataclass
+class ContentResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {k: len(getattr(self, k)) for k in ("created", "updated", "unchanged", "deactivated")}
+
+
+def word_count(text: str) -> int:
+    return len(re.findall(r"[\w’'-]+", text))
+
+
+def _string_list(value: Any, where: str, name: str, problems: list[str]) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        problems.append(f"{where}: {name} must be a list of non-empty strings")
+        return []
+    return [v.strip() for v in value]
+
+
+def parse_pack(text: str, source: str) -> Pack:
+    """Check a whole pack; raise InputErrors naming the file, tip id and line of each problem."""
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        raise InputErrors(source, [f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(data, dict):
+        raise InputErrors(source, ["line 1: a tip pack is a mapping with 'policy' and 'tips'"])
+    problems: list[str] = []
+    unknown = sorted(set(data) - TOP_KEYS - {"__line__"})
+    if unknown:
+        problems.append(f"line 1: unknown key(s): {', '.join(unknown)}")
+    policy = data.get("policy")
+    slug = title = ""
+    if not isinstance(policy, dict):
+        problems.append("policy: required, a mapping with slug and title")
+    else:
+        where = f"line {policy['__line__']}: policy"
+        extra = sorted(set(policy) - POLICY_KEYS - {"__line__"})
+        if extra:
+            problems.append(f"{where}: unknown key(s): {', '.join(extra)}")
+        slug = str(policy.get("slug") or "").strip()
+        title = str(policy.get("title") or "").strip()
+        if not SLUG_RE.match(slug):
+            problems.append(f"{where}: slug must be lower-case letters, digits and dashes")
+        if not title:
+            problems.append(f"{where}: title is required")
+    raw_tips = data.get("tips")
+    tips: list[TipSpec] = []
+    if not isinstance(raw_tips, list) or not raw_tips:
+        problems.append("tips: required, a non-empty list")
+        raw_tips = []
+    first_line: dict[str, int] = {}
+    for index, raw in enumerate(raw_tips, start=1):
+        if not isinstance(raw, dict):
+            problems.append(f"tips[{index}]: each tip is a mapping")
+            continue
+        line = raw["__line__"]
+        key = str(raw.get("id") or "").strip()
+        where = f"line {line}: tip {key!r}" if key else f"line {line}: tip #{index}"
+        extra = sorted(set(raw) - TIP_KEYS - {"__line__"})
+        if extra:
+            problems.append(f"{where}: unknown key(s): {', '.join(extra)}")
+        if not key:
+            problems.append(f"{where}: id is required")
+        elif not ID_RE.match(key):
+            problems.append(f"{where}: id must be lower-case letters, digits and dashes")
+        elif key in first_line:
+            problems.append(f"{where}: duplicate id (first on line {first_line[key]})")
+        else:
+            first_line[key] = line
+        values = {}
+        for name in ("section", "title", "body"):
+            value = raw.get(name)
+            if not isinstance(value, str) or not value.strip():
+                problems.append(f"{where}: {name} is required")
+                value = ""
+            values[name] = value.strip()
+        if len(values["title"]) > MAX_TITLE_CHARS:
+            problems.append(f"{where}: title is longer than {MAX_TITLE_CHARS} characters")
+        words = word_count(values["body"])
+        if words > MAX_TIP_WORDS:
+            problems.append(f"{where}: body has {words} words; a tip has at most {MAX_TIP_WORDS}")
+        audience = [a.lower() for a in _string_list(raw.get("audience", ["all"]), where, "audience", problems)]
+        refs = _string_list(raw.get("refs", []), where, "refs", problems)
+        tips.append(TipSpec(key, values["section"], values["title"], values["body"], audience or ["all"], refs))
+    if problems:
+        raise InputErrors(source, problems)
+    return Pack(slug, title, tips)
+
+
+def load_pack(path: Path) -> Pack:
+    return parse_pack(read_text(path), str(path))
+
+
+def import_pack(session: Session, path: Path) -> ContentResult:
+    """Upsert a pack's tips: new ones created, edited ones updated, removed ones deactivated."""
+    pack = load_pack(path)
+    policy = session.scalar(select(Policy).where(Policy.slug == pack.slug))
+    if policy is None:
+        policy = Policy(slug=pack.slug, title=pack.title)
+        session.add(policy)
+        session.flush()
+    existing = {t.key: t for t in session.scalars(select(Tip))}
+    foreign = [s.key for s in pack.tips if s.key in existing and existing[s.key].policy_id != policy.id]
+    if foreign:
+        raise InputErrors(str(path), [f"tip {k!r}: id already used by another policy" for k in foreign])
+
+    result = ContentResult()
+    known_sections = _latest_section_titles(policy)
+    for position, spec in enumerate(pack.tips):
+        if known_sections and spec.section.casefold() not in known_sections:
+            result.warnings.append(f"tip {spec.key!r}: section {spec.section!r} is not a heading of the policy text")
+        desired = {
+            "section": spec.section,
+            "title": spec.title,
+            "body": spec.body,
+            "audience": spec.audience,
+            "refs": spec.refs,
+            "position": position,
+            "active": True,
+            "source": str(path),
+        }
+        tip = existing.get(spec.key)
+        if tip is None:
+            result.created.append(spec.key)
+            session.add(Tip(key=spec.key, policy_id=policy.id, **desired))
+            continue
+        changed = any(getattr(tip, k) != v for k, v in desired.items() if k != "source")
+        (result.updated if changed else result.unchanged).append(spec.key)
+        if changed:
+            for key, value in desired.items():
+                setattr(tip, key, value)
+    in_pack = {s.key for s in pack.tips}
+    for key, tip in existing.items():
+        if tip.policy_id == policy.id and tip.active and key not in in_pack:
+            result.deactivated.append(key)
+            tip.active = False
+    policy.title = pack.title
+    session.flush()
+    return result
+
+
+def _latest_section_titles(policy: Policy) -> set[str]:
+    if not policy.versions:
+        return set()
+    return {s.title.casefold() for s in policy.versions[-1].sections}

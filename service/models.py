@@ -1,0 +1,317 @@
+"""The data model. Times are stored in UTC and always come back timezone-aware."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC; SQLite's naive values come back as aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime; use timezone-aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Person(Base):
+    """An employee. Never deleted: a person missing from the roster is deactivated."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(64), index=True)
+    department: Mapped[str | None] = mapped_column(String(200))
+    supervisor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+    timezone: Mapped[str | None] = mapped_column(String(64))  # None: the service default
+    canvas_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deactivated_at: Mapped[datetime | None]
+    undeliverable_since: Mapped[datetime | None]
+    undeliverable_reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    supervisor: Mapped[Person | None] = relationship(remote_side=[id], back_populates="reports")
+    reports: Mapped[list[Person]] = relationship(back_populates="supervisor")
+
+
+class Policy(Base):
+    __tablename__ = "policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[PolicyVersion]] = relationship(
+        back_populates="policy", order_by="PolicyVersion.sequence"
+    )
+
+
+class PolicyVersion(Base):
+    """One imported text of a policy; ``sequence`` orders versions, ``label`` names them."""
+
+    __tablename__ = "policy_versions"
+    __table_args__ = (
+        UniqueConstraint("policy_id", "label"),
+        UniqueConstraint("policy_id", "sequence"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    editorial: Mapped[bool] = mapped_column(Boolean, default=False)
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    policy: Mapped[Policy] = relationship(back_populates="versions")
+    sections: Mapped[list[PolicySection]] = relationship(
+        back_populates="version", order_by="PolicySection.position", cascade="all, delete-orphan"
+    )
+
+
+class PolicySection(Base):
+    __tablename__ = "policy_sections"
+    __table_args__ = (UniqueConstraint("version_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("policy_versions.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+    version: Mapped[PolicyVersion] = relationship(back_populates="sections")
+
+
+class Tip(Base):
+    """A bite-sized tip. ``key`` is the pack's stable id; ``position`` is its rotation order."""
+
+    __tablename__ = "tips"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), index=True)
+    section: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    audience: Mapped[list[str]] = mapped_column(default=list)
+    refs: Mapped[list[str]] = mapped_column(default=list)
+    position: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str | None] = mapped_column(String(500))  # the pack file it came from
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    policy: Mapped[Policy] = relationship()
+
+    def is_for(self, role: str) -> bool:
+        return "all" in self.audience or role in self.audience
+
+
+class Notice(Base):
+    """A policy-update notice: who must acknowledge a version, and by when."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    policy_version_id: Mapped[int] = mapped_column(
+        ForeignKey("policy_versions.id", ondelete="CASCADE"), unique=True
+    )
+    audience: Mapped[list[str]] = mapped_column(default=lambda: ["all"])
+    summary: Mapped[str] = mapped_column(Text, default="")
+    due_days: Mapped[int] = mapped_column(Integer, default=14)
+    due_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    policy_version: Mapped[PolicyVersion] = relationship()
+
+
+class Delivery(Base):
+    """The outbox: one row per person, kind, period and channel, so nothing is sent twice.
+
+    ``status`` moves pending -> sending (leased) -> sent | failed | skipped.
+    """
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("person_id", "kind", "period_key", "channel"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # digest, notice, reminder, nudge, escalation, summary
+    period_key: Mapped[str] = mapped_column(String(64))  # e.g. 2026-W48, notice:7:d-2
+    channel: Mapped[str] = mapped_column(String(32))  # email (backend chosen by settings)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the renderer needs
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    person: Mapped[Person] = relationship()
+    items: Mapped[list[DeliveryItem]] = relationship(
+        back_populates="delivery", order_by="DeliveryItem.position", cascade="all, delete-orphan"
+    )
+
+
+class DeliveryItem(Base):
+    """What a delivery carried: the tips (in order) or the notice."""
+
+    __tablename__ = "delivery_items"
+    __table_args__ = (UniqueConstraint("delivery_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"), index=True)
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="items")
+    tip: Mapped[Tip | None] = relationship()
+    notice: Mapped[Notice | None] = relationship()
+
+
+class EngagementEvent(Base):
+    """A read receipt or delivery event. Machine events are kept but never count as engagement."""
+
+    __tablename__ = "engagement_events"
+    __table_args__ = (Index("ix_engagement_events_person_at", "person_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # open, click, ack, canvas_read, delivered, bounce...
+    source: Mapped[str] = mapped_column(String(32))  # pixel, link, ack_page, sendgrid, canvas
+    is_machine: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(String(200))
+    provider_event_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    target: Mapped[str | None] = mapped_column(Text)
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Acknowledgement(Base):
+    """An explicit "I have read this". ``subject`` is what was acknowledged (a delivery or notice)."""
+
+    __tablename__ = "acknowledgements"
+    __table_args__ = (UniqueConstraint("person_id", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    subject: Mapped[str] = mapped_column(String(100))  # "delivery:12" or "notice:3"
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Escalation(Base):
+    """One rung of the ladder: why a person needs attention, who was told, and when it ended."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("person_id", "reason", "subject", "level"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))  # never_engaged, notice_overdue
+    subject: Mapped[str] = mapped_column(String(100))  # e.g. "notice:3" or the episode start week
+    level: Mapped[int] = mapped_column(Integer)  # 0 the person, 1 supervisor, 2 theirs, 3 admin
+    notified_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    notified_email: Mapped[str | None] = mapped_column(String(320))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notified_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(String(100))
+
+
+class CanvasAnnouncement(Base):
+    """Exactly-once record of a Canvas post: (course, kind, period) -> topic id."""
+
+    __tablename__ = "canvas_announcements"
+    __table_args__ = (UniqueConstraint("course_id", "kind", "period_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    period_key: Mapped[str] = mapped_column(String(64))
+    marker: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    topic_id: Mapped[int | None] = mapped_column(BigInteger)
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"))
+    tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    posted_at: Mapped[datetime | None]
+
+
+class AppSecret(Base):
+    """Small generated values the service keeps, such as the signing key when none is configured."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

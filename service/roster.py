@@ -1,0 +1,245 @@
+"""Roster import: validate the whole CSV first, then write it all or nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.errors import InputErrors
+from service.models import Person, utcnow
+
+REQUIRED_COLUMNS = ("email", "name", "role")
+OPTIONAL_COLUMNS = ("department", "supervisor_email", "timezone", "canvas_user_id")
+EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().lower()
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    line: int
+    email: str
+    name: str
+    role: str
+    department: str | None
+    supervisor_email: str | None
+    timezone: str | None
+    canvas_user_id: int | None
+
+
+@dataclass
+class RosterPlan:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deactivated: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "created": len(self.created),
+            "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+            "deactivated": len(self.deactivated),
+        }
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 file (a BOM is fine); an undecodable one is a clear error."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputErrors(str(path), [f"cannot read file: {exc.strerror}"]) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputErrors(
+            str(path), [f"not UTF-8 text (bad byte at offset {exc.start}); save the file as UTF-8"]
+        ) from None
+
+
+def parse_roster(text: str, source: str) -> list[RosterRow]:
+    """Parse and check each row on its own; raise InputErrors listing every problem."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    problems: list[str] = []
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    unknown = [c for c in header if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if missing:
+        problems.append(f"line 1: missing required column(s): {', '.join(missing)}")
+    if unknown:
+        problems.append(f"line 1: unknown column(s): {', '.join(unknown)}")
+    if problems:
+        raise InputErrors(source, problems)
+    reader.fieldnames = header
+
+    rows: list[RosterRow] = []
+    first_line: dict[str, int] = {}
+    line = 1
+    for raw in reader:
+        line = reader.line_num
+        values = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+        if not any(values.values()):
+            continue
+        if None in raw:
+            problems.append(f"line {line}: more values than columns")
+            continue
+        email = normalize_email(values.get("email", ""))
+        name = unicodedata.normalize("NFC", values.get("name", ""))
+        role = values.get("role", "").lower()
+        if not email:
+            problems.append(f"line {line}: email is empty")
+        elif not EMAIL_RE.match(email):
+            problems.append(f"line {line}: email {email!r} is not a valid address")
+        elif email in first_line:
+            problems.append(
+                f"line {line}: duplicate email {email!r} (first on line {first_line[email]})"
+            )
+        else:
+            first_line[email] = line
+        if not name:
+            problems.append(f"line {line}: name is empty")
+        if not role:
+            problems.append(f"line {line}: role is empty")
+        tz = values.get("timezone") or None
+        if tz is not None:
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError):
+                problems.append(f"line {line}: unknown timezone {tz!r}")
+        canvas_raw = values.get("canvas_user_id") or None
+        canvas_id = None
+        if canvas_raw is not None:
+            if canvas_raw.isdigit():
+                canvas_id = int(canvas_raw)
+            else:
+                problems.append(f"line {line}: canvas_user_id {canvas_raw!r} is not a whole number")
+        supervisor = normalize_email(values.get("supervisor_email", "")) or None
+        rows.append(
+            RosterRow(line, email, name, role, values.get("department") or None, supervisor, tz, canvas_id)
+        )
+    if problems:
+        raise InputErrors(source, problems)
+    if not rows:
+        raise InputErrors(source, ["no people in the file"])
+    return rows
+
+
+def _check_supervisors(rows: list[RosterRow], stored: dict[str, Person], partial: bool) -> list[str]:
+    """Every supervisor must exist (here or stored) and the chain must never loop."""
+    problems: list[str] = []
+    by_email = {r.email: r for r in rows}
+    stored_by_id = {p.id: p for p in stored.values()}
+    boss: dict[str, str | None] = {}
+    if partial:  # people not in the file keep their stored supervisor
+        for email, person in stored.items():
+            sup = stored_by_id.get(person.supervisor_id) if person.supervisor_id else None
+            boss[email] = sup.email if sup else None
+    for row in rows:
+        boss[row.email] = row.supervisor_email
+    for row in rows:
+        sup = row.supervisor_email
+        if sup is None:
+            continue
+        if sup == row.email:
+            problems.append(f"line {row.line}: {row.email} is their own supervisor")
+        elif sup not in by_email and sup not in stored:
+            problems.append(f"line {row.line}: unknown supervisor {sup!r} (not in this file or stored)")
+    reported: set[frozenset[str]] = set()
+    for row in rows:
+        path = [row.email]
+        current = boss.get(row.email)
+        while current is not None and current != row.email and current not in path:
+            path.append(current)
+            current = boss.get(current)
+        if current == row.email and len(path) > 1:
+            cycle = frozenset(path)
+            if cycle not in reported:
+                reported.add(cycle)
+                chain = " -> ".join(path + [row.email])
+                problems.append(f"line {row.line}: supervisor cycle: {chain}")
+    return problems
+
+
+def _desired(row: RosterRow) -> dict[str, object]:
+    return {
+        "name": row.name,
+        "role": row.role,
+        "department": row.department,
+        "timezone": row.timezone,
+        "canvas_user_id": row.canvas_user_id,
+        "active": True,
+    }
+
+
+def import_roster(
+    session: Session,
+    path: Path,
+    *,
+    dry_run: bool = False,
+    partial: bool = False,
+    now: datetime | None = None,
+) -> RosterPlan:
+    """Create/update people from a roster CSV.
+
+    A full import (the default) deactivates active people missing from the file;
+    ``partial`` only adds and updates. Raises InputErrors and writes nothing on
+    any problem. The caller commits.
+    """
+    source = str(path)
+    rows = parse_roster(read_text(path), source)
+    stored = {p.email: p for p in session.scalars(select(Person))}
+    problems = _check_supervisors(rows, stored, partial)
+    if problems:
+        raise InputErrors(source, problems)
+
+    now = now or utcnow()
+    plan = RosterPlan()
+    email_by_id = {p.id: p.email for p in stored.values()}
+    people: dict[str, Person] = dict(stored)
+    for row in rows:
+        person = stored.get(row.email)
+        desired = _desired(row)
+        if person is None:
+            plan.created.append(row.email)
+            if not dry_run:
+                person = Person(email=row.email, joined_at=now, **desired)
+                session.add(person)
+                people[row.email] = person
+            continue
+        changed = any(getattr(person, k) != v for k, v in desired.items()) or (
+            email_by_id.get(person.supervisor_id) != row.supervisor_email
+        )
+        (plan.updated if changed else plan.unchanged).append(row.email)
+        if changed and not dry_run:
+            for key, value in desired.items():
+                setattr(person, key, value)
+            person.deactivated_at = None
+    if not partial:
+        in_file = {r.email for r in rows}
+        for email, person in stored.items():
+            if email not in in_file and person.active:
+                plan.deactivated.append(email)
+                if not dry_run:
+                    person.active = False
+                    person.deactivated_at = now
+    if dry_run:
+        return plan
+    session.flush()
+    for row in rows:
+        person = people[row.email]
+        sup = people.get(row.supervisor_email) if row.supervisor_email else None
+        person.supervisor_id = sup.id if sup else None
+    session.flush()
+    return plan
+
