@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,7 +22,12 @@ from service.reports import status_summary
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Policy Nudge: tips, read receipts and nudges for staff.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Policy Nudge: tips, read receipts and nudges for staff.",
+)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 roster_app = typer.Typer(no_args_is_help=True, help="People and supervisors.")
 content_app = typer.Typer(no_args_is_help=True, help="Tip packs.")
@@ -153,17 +157,8 @@ def policy_import(
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user errors become one line on stderr and a non-zero exit, not a traceback."""
-    command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="nudge", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
+        app(args=argv, prog_name="nudge")  # usage errors are Typer's: message and exit 2
     except InputErrors as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False)
         for problem in exc.problems:

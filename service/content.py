@@ -20,6 +20,7 @@ MAX_TITLE_CHARS = 120
 TIP_KEYS = {"id", "section", "title", "body", "audience", "refs"}
 TOP_KEYS = {"policy", "tips"}
 POLICY_KEYS = {"slug", "title"}
+QUIET_FIELDS = {"position", "source"}  # bookkeeping: a reorder or a moved file is not an edit
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 SLUG_RE = ID_RE
 
@@ -189,10 +190,10 @@ def import_pack(session: Session, path: Path) -> ContentResult:
             result.created.append(spec.key)
             session.add(Tip(key=spec.key, policy_id=policy.id, **desired))
             continue
-        changed = any(getattr(tip, k) != v for k, v in desired.items() if k != "source")
+        changed = any(getattr(tip, k) != v for k, v in desired.items() if k not in QUIET_FIELDS)
         (result.updated if changed else result.unchanged).append(spec.key)
-        if changed:
-            for key, value in desired.items():
+        for key, value in desired.items():
+            if getattr(tip, key) != value:
                 setattr(tip, key, value)
     in_pack = {s.key for s in pack.tips}
     for key, tip in existing.items():

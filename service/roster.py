@@ -68,8 +68,11 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-def parse_roster(text: str, source: str) -> list[RosterRow]:
-    """Parse and check each row on its own; raise InputErrors listing every problem."""
+def parse_roster(text: str, source: str) -> tuple[list[RosterRow], list[str]]:
+    """Parse and check each row on its own; return the rows and every problem found.
+
+    A header that cannot be used raises InputErrors at once.
+    """
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     problems: list[str] = []
@@ -128,11 +131,14 @@ def parse_roster(text: str, source: str) -> list[RosterRow]:
         rows.append(
             RosterRow(line, email, name, role, values.get("department") or None, supervisor, tz, canvas_id)
         )
-    if problems:
-        raise InputErrors(source, problems)
-    if not rows:
-        raise InputErrors(source, ["no people in the file"])
-    return rows
+    if not rows and not problems:
+        problems.append("line 2: no people in the file")
+    return rows, problems
+
+
+def _line_number(problem: str) -> int:
+    match = re.match(r"line (\d+):", problem)
+    return int(match.group(1)) if match else 0
 
 
 def _check_supervisors(rows: list[RosterRow], stored: dict[str, Person], partial: bool) -> list[str]:
@@ -197,11 +203,11 @@ def import_roster(
     any problem. The caller commits.
     """
     source = str(path)
-    rows = parse_roster(read_text(path), source)
+    rows, problems = parse_roster(read_text(path), source)
     stored = {p.email: p for p in session.scalars(select(Person))}
-    problems = _check_supervisors(rows, stored, partial)
+    problems += _check_supervisors(rows, stored, partial)
     if problems:
-        raise InputErrors(source, problems)
+        raise InputErrors(source, sorted(problems, key=_line_number))
 
     now = now or utcnow()
     plan = RosterPlan()

@@ -1,0 +1,81 @@
+"""Test database: NUDGE_TEST_DATABASE_URL (PostgreSQL in CI's second run), else a temp SQLite file.
+
+The schema is built once per run by the real Alembic migrations; each test starts
+from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from service.config import Settings, load_settings
+from service.db import make_engine, make_sessionmaker
+from service.migrate import upgrade
+from service.models import Base
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("NUDGE_TEST_DATABASE_URL", "")
+    if url in ("", "sqlite://", "sqlite:///:memory:"):
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _empty_tables(engine: Engine) -> None:
+    tables = list(reversed(Base.metadata.sorted_tables))
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def clean_db(engine: Engine) -> Iterator[Engine]:
+    _empty_tables(engine)
+    yield engine
+    _empty_tables(engine)
+
+
+@pytest.fixture
+def session(clean_db: Engine) -> Iterator[Session]:
+    factory = make_sessionmaker(clean_db)
+    with factory() as session:
+        yield session
+        session.rollback()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(database_url=database_url, outbox_dir=str(tmp_path / "outbox"))
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, clean_db: Engine, database_url: str, tmp_path: Path) -> Path:
+    """Environment for running `nudge` against the clean test database."""
+    monkeypatch.setenv("NUDGE_DATABASE_URL", database_url)
+    monkeypatch.setenv("NUDGE_OUTBOX_DIR", str(tmp_path / "outbox"))
+    return tmp_path
