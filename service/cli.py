@@ -13,10 +13,14 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import content, migrate, policies, roster
+from rich.progress import Progress
+
+from service import content, digest, migrate, outbox, policies, roster
 from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
+from service.dispatch import Dispatcher
 from service.errors import InputErrors, NudgeError
+from service.models import utcnow
 from service.reports import status_summary
 
 console = Console(soft_wrap=True)
@@ -32,10 +36,12 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 roster_app = typer.Typer(no_args_is_help=True, help="People and supervisors.")
 content_app = typer.Typer(no_args_is_help=True, help="Tip packs.")
 policy_app = typer.Typer(no_args_is_help=True, help="Policy texts and versions.")
+digest_app = typer.Typer(no_args_is_help=True, help="The weekly tip digest.")
 app.add_typer(db_app, name="db")
 app.add_typer(roster_app, name="roster")
 app.add_typer(content_app, name="content")
 app.add_typer(policy_app, name="policy")
+app.add_typer(digest_app, name="digest")
 
 
 @dataclass
@@ -153,6 +159,86 @@ def policy_import(
         console.print(f"{policy}: text identical to version {label}; nothing stored")
     else:
         console.print(f"{policy}: stored version {label} with {sections} sections")
+
+
+WeekOption = Annotated[str | None, typer.Option("--week", help="ISO week, e.g. 2026-W48 (default: now).")]
+
+
+def _check_week(week: str | None) -> None:
+    if week is not None:
+        try:
+            digest.parse_week(week)
+        except ValueError as exc:
+            raise NudgeError(str(exc)) from None
+
+
+@digest_app.command("send")
+def digest_send(
+    ctx: typer.Context,
+    week: WeekOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be composed; write nothing.")] = False,
+) -> None:
+    """Compose this week's due digests into the outbox, then dispatch them."""
+    _check_week(week)
+    rt = runtime(ctx)
+    factory = rt.sessions()
+    calendar = digest.calendar_for(rt.settings)
+    with transaction(factory) as session:
+        result = digest.compose(session, rt.settings, utcnow(), calendar, week=week, dry_run=dry_run)
+        if dry_run:
+            session.rollback()
+    skipped = sum(result.blackout.values())
+    verb = "would compose" if dry_run else "composed"
+    console.print(f"{verb} {result.composed} digest(s) for channel email ({rt.settings.email_backend}); "
+                  f"{result.already} already composed, {result.not_due} not due yet, "
+                  f"{skipped} in school breaks, {result.no_tips} with no tips for their role")
+    for name, count in result.blackout.items():
+        console.print(f"  no digests for {count} people: {name}")
+    if not dry_run:
+        _dispatch(rt.settings, factory)
+
+
+@app.command()
+def dispatch(ctx: typer.Context) -> None:
+    """Send everything due in the outbox once (retries wait for their time)."""
+    rt = runtime(ctx)
+    _dispatch(rt.settings, rt.sessions())
+
+
+def _dispatch(settings: Settings, factory: sessionmaker[Session]) -> None:
+    with transaction(factory) as session:
+        due = outbox.count_due(session, utcnow())
+    dispatcher = Dispatcher(factory, settings)
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("sending", total=due or None)
+            stats = dispatcher.drain(on_batch=lambda batch: progress.advance(task, batch.claimed))
+    finally:
+        dispatcher.close()
+    console.print(f"dispatched via {settings.email_backend}: sent {stats.sent}, retrying later {stats.retried}, "
+                  f"failed {stats.failed}, unconfirmed {stats.unconfirmed}")
+
+
+@digest_app.command("preview")
+def digest_preview(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The person's email.")],
+    week: WeekOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the HTML here instead of printing the text.")] = None,
+) -> None:
+    """Render one person's digest exactly as it is (or would be) sent."""
+    _check_week(week)
+    rt = runtime(ctx)
+    with transaction(rt.sessions()) as session:
+        preview = digest.preview(session, rt.settings, email, utcnow(), week=week)
+    if preview.note:
+        err_console.print(preview.note)
+    if out is not None:
+        out.write_text(preview.message.html, encoding="utf-8")
+        console.print(f"wrote {out} ({preview.message.subject!r})")
+    else:
+        console.print(f"Subject: {preview.message.subject}\n", markup=False)
+        console.print(preview.message.text, markup=False, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     admin_email: str | None = None
     from_email: str = "nudge@localhost"
 
+    organisation: str = "Staff Guidelines"
+    calendar_file: str | None = None  # default: content/calendar.yaml of the project
+    dispatch_batch_size: int = Field(500, ge=1, le=1000)
+    dispatch_lease_seconds: int = Field(300, ge=1)
+    dispatch_max_attempts: int = Field(8, ge=1)
     tips_per_digest: int = Field(3, ge=1, le=10)
     digest_weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     digest_time: time = time(7, 30)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
+from html import escape, unescape
 
+import css_inline
 import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from service.channels import Message, Skeleton, placeholder
+from service.models import Delivery, Person, Tip
+from service.tracking import Links
 from service.paths import TEMPLATES_DIR
 
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "a", "code", "blockquote"}
@@ -42,3 +51,132 @@ def template_env() -> Environment:
     )
     env.filters["markdown"] = render_markdown
     return env
+
+
+LINK_MARK = "@@LINK{}@@"
+_HREF = re.compile(r'href="([^"]*)"')
+_MD_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_)(\S(?:.*?\S)?)\1")
+
+
+@dataclass(frozen=True)
+class TipBlock:
+    """A tip rendered once (CSS inlined), with its links left as numbered marks."""
+
+    html: str
+    text: str
+    targets: tuple[str, ...]
+
+    def for_delivery(self, link_for: Callable[[str], str]) -> tuple[str, str]:
+        html, text = self.html, self.text
+        for index, target in enumerate(self.targets):
+            url = link_for(target)
+            mark = LINK_MARK.format(index)
+            html = html.replace(mark, escape(url))
+            text = text.replace(mark, url)
+        return html, text
+
+
+def section_url(base_url: str, policy_slug: str, section: str) -> str:
+    anchor = re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-")
+    return f"{base_url}/policies/{policy_slug}#{anchor}"
+
+
+@lru_cache(maxsize=1)
+def email_css() -> str:
+    return (TEMPLATES_DIR / "email" / "_styles.css").read_text(encoding="utf-8")
+
+
+def render_tip_block(tip: Tip, base_url: str) -> TipBlock:
+    targets: list[str] = []
+
+    def mark(url: str) -> str:
+        targets.append(url)
+        return LINK_MARK.format(len(targets) - 1)
+
+    body_html = _HREF.sub(lambda m: f'href="{mark(unescape(m.group(1)))}"', str(render_markdown(tip.body)))
+    body_text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({mark(m.group(2))})", tip.body.strip())
+    body_text = _MD_EMPHASIS.sub(r"\2", body_text)
+    section_link = mark(section_url(base_url, tip.policy.slug, tip.section))
+    env = template_env()
+    refs = [r for r in tip.refs if r != tip.section]
+    html = env.get_template("email/_tip.html.j2").render(
+        tip=tip, refs=refs, body_html=Markup(body_html), section_link=section_link
+    )
+    text = env.get_template("email/_tip.txt.j2").render(
+        tip=tip, refs=refs, body_text="\n".join("  " + line for line in body_text.splitlines()),
+        section_link=section_link,
+    )
+    return TipBlock(css_inline.inline_fragment(html, email_css()), text, tuple(targets))
+
+
+DIGEST_PLACEHOLDERS = ("subject", "preheader", "week", "greeting_html", "greeting_text",
+                       "tips_html", "tips_text", "ack", "pixel")
+
+
+@lru_cache(maxsize=8)
+def digest_skeleton(organisation: str) -> Skeleton:
+    """The digest shared by everyone: per-person parts are placeholders filled per message."""
+    env = template_env()
+    ph = {name: placeholder(name) for name in DIGEST_PLACEHOLDERS}
+    html = env.get_template("email/digest.html.j2").render(ph=ph, css=Markup(email_css()), organisation=organisation)
+    text = env.get_template("email/digest.txt.j2").render(ph=ph, organisation=organisation)
+    inlined = css_inline.CSSInliner(keep_style_tags=True).inline(html)
+    return Skeleton(subject=ph["subject"], html=inlined, text=text)
+
+
+def first_name(name: str) -> str:
+    return name.split()[0] if name.split() else name
+
+
+class DigestRenderer:
+    """Turns a digest delivery into a Message; tip blocks are rendered once per run."""
+
+    kind = "digest"
+
+    def __init__(self, base_url: str, organisation: str, links: Links):
+        self.base_url = base_url
+        self.links = links
+        self.skeleton = digest_skeleton(organisation)
+        self._blocks: dict[int, TipBlock] = {}
+
+    def block(self, tip: Tip) -> TipBlock:
+        if tip.id not in self._blocks:
+            self._blocks[tip.id] = render_tip_block(tip, self.base_url)
+        return self._blocks[tip.id]
+
+    def message(self, delivery_id: int, person: Person, tips: list[Tip], subject: str, week: str) -> Message:
+        html_parts, text_parts = [], []
+        for tip in tips:
+            html, text = self.block(tip).for_delivery(lambda target: self.links.click(delivery_id, target))
+            html_parts.append(html)
+            text_parts.append(text)
+        monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+        more = f" — and {len(tips) - 1} more quick reminders" if len(tips) > 1 else ""
+        name = first_name(person.name)
+        values = {
+            "subject": subject,
+            "preheader": escape(f"{tips[0].title}{more}"),
+            "week": f"{monday.day} {monday:%B %Y}",
+            "greeting_html": f"Hi {escape(name)},",
+            "greeting_text": f"Hi {name},",
+            "tips_html": "".join(html_parts),
+            "tips_text": "".join(text_parts),
+            "ack": self.links.ack(delivery_id),
+            "pixel": self.links.pixel(delivery_id),
+        }
+        return Message(
+            delivery_id=delivery_id,
+            kind=self.kind,
+            to_email=person.email,
+            to_name=person.name,
+            skeleton=self.skeleton,
+            values={placeholder(k): v for k, v in values.items()},
+            custom_args={"delivery_id": str(delivery_id), "kind": self.kind},
+        )
+
+    def render(self, delivery: Delivery) -> Message:
+        tips = [item.tip for item in delivery.items if item.tip is not None]
+        if not tips:
+            raise ValueError("a digest without tips")
+        return self.message(delivery.id, delivery.person, tips, delivery.subject, delivery.payload["week"])

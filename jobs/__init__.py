@@ -1,0 +1,1 @@
+"""Scheduled job entry points: thin wrappers that call the domain modules."""

@@ -1,0 +1,39 @@
+"""The default, offline backend: each email becomes an ``.eml`` file in NUDGE_OUTBOX_DIR."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from service.channels import Message, Result
+from service.channels.mime import build_mime
+from service.config import Settings
+
+
+class OutboxChannel:
+    name = "outbox"
+
+    def __init__(self, settings: Settings):
+        self.directory = Path(settings.outbox_dir)
+        self.from_email = settings.from_email
+
+    def send(self, messages: list[Message]) -> list[Result]:
+        results = []
+        for message in messages:
+            try:
+                results.append(self._write(message))
+            except OSError as exc:
+                results.append(Result.retry(f"cannot write outbox file: {exc.strerror}"))
+        return results
+
+    def _write(self, message: Message) -> Result:
+        folder = self.directory / message.kind
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{message.delivery_id:08d}.eml"
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(bytes(build_mime(message, self.from_email)))
+        os.replace(tmp, folder / name)  # a reader never sees half a file
+        return Result.sent(f"{message.kind}/{name}")
+
+    def close(self) -> None:
+        pass

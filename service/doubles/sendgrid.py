@@ -1,0 +1,240 @@
+"""A local double of SendGrid's v3 Mail Send API that speaks real HTTP.
+
+Implements ``POST /v3/mail/send`` as documented: Bearer key check (401), body
+validation with SendGrid-shaped error JSON (400), and ``202`` with an
+``X-Message-Id``. It records every request and every recipient's expanded
+email (substitutions applied) and can inject faults: 429 with Retry-After,
+5xx, slow responses and dropped connections.
+
+Run alone: ``python -m service.doubles.sendgrid --port 3030 --api-key SG.test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from service.doubles.http import BackgroundServer
+
+MAX_PERSONALIZATIONS = 1000
+MAX_RECIPIENTS = 1000
+
+
+@dataclass
+class Fault:
+    """One injected behaviour for one request: an error status, a delay, or a dropped connection."""
+
+    status: int | None = None
+    retry_after: int | None = None
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass
+class ReceivedEmail:
+    message_id: str
+    to_email: str
+    to_name: str | None
+    subject: str
+    text: str
+    html: str
+    custom_args: dict[str, str]
+    attachments: list[dict[str, Any]]
+    tracking_settings: dict[str, Any]
+
+
+@dataclass
+class SendGridDouble(BackgroundServer):
+    api_key: str = "SG.test-key"
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    emails: list[ReceivedEmail] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    attempts: int = 0
+
+    def __post_init__(self) -> None:
+        BackgroundServer.__init__(self, _Handler, self.host, self.port)
+        self.lock = threading.Lock()
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each following request consumes one."""
+        with self.lock:
+            self.faults.extend(faults)
+
+    def _next_fault(self) -> Fault | None:
+        with self.lock:
+            self.attempts += 1
+            return self.faults.pop(0) if self.faults else None
+
+    def emails_to(self, address: str) -> list[ReceivedEmail]:
+        return [e for e in self.emails if e.to_email == address.lower()]
+
+    def accept(self, body: dict[str, Any]) -> str:
+        message_id = secrets.token_urlsafe(16)
+        expanded = list(_expand(body, message_id))
+        with self.lock:
+            self.requests.append(body)
+            self.emails.extend(expanded)
+        return message_id
+
+
+def _error(message: str, field_name: str | None = None) -> dict[str, Any]:
+    return {"message": message, "field": field_name, "help": None}
+
+
+def validate(body: Any) -> list[dict[str, Any]]:
+    """The subset of SendGrid's Mail Send validation that a well-formed client can hit."""
+    if not isinstance(body, dict):
+        return [_error("Bad Request", None)]
+    errors = []
+    sender = body.get("from")
+    if not isinstance(sender, dict) or not sender.get("email"):
+        errors.append(_error("The from object must be provided for every email send. "
+                             "It is an object that requires the email parameter, but may also contain a name parameter.",
+                             "from.email"))
+    personalizations = body.get("personalizations")
+    if not isinstance(personalizations, list) or not personalizations:
+        errors.append(_error("The personalizations field is required and must have at least one personalization.",
+                             "personalizations"))
+        personalizations = []
+    elif len(personalizations) > MAX_PERSONALIZATIONS:
+        errors.append(_error("The personalizations field must have at most 1000 personalizations.", "personalizations"))
+    recipients = 0
+    for index, p in enumerate(personalizations):
+        to = p.get("to") if isinstance(p, dict) else None
+        if not isinstance(to, list) or not to or not all(isinstance(t, dict) and t.get("email") for t in to):
+            errors.append(_error("The to array is required for all personalization objects, and must have at least "
+                                 "one email object with a valid email address.", f"personalizations.{index}.to"))
+            continue
+        recipients += sum(len(p.get(k) or []) for k in ("to", "cc", "bcc"))
+        if not body.get("subject") and not p.get("subject") and not body.get("template_id"):
+            errors.append(_error("The subject is required. You can get around this requirement if you use a template "
+                                 "with a subject defined or if every personalization has a subject defined.", "subject"))
+        args = p.get("custom_args") or {}
+        if not isinstance(args, dict) or not all(isinstance(v, str) for v in args.values()):
+            errors.append(_error("Custom args must be string values.", f"personalizations.{index}.custom_args"))
+        subs = p.get("substitutions") or {}
+        if len(json.dumps(subs).encode()) > 10_000:
+            errors.append(_error("The total size of your substitutions must be less than 10,000 bytes per "
+                                 "personalization object.", f"personalizations.{index}.substitutions"))
+    if recipients > MAX_RECIPIENTS:
+        errors.append(_error("The total number of recipients must be no more than 1000.", "personalizations"))
+    content = body.get("content")
+    if not body.get("template_id"):
+        if not isinstance(content, list) or not content:
+            errors.append(_error("Unless a valid template_id is provided, the content parameter is required. "
+                                 "There must be at least one defined content block.", "content"))
+        else:
+            types = [c.get("type") for c in content if isinstance(c, dict)]
+            if any(not (isinstance(c, dict) and c.get("type") and isinstance(c.get("value"), str) and c.get("value"))
+                   for c in content):
+                errors.append(_error("The content value must be a string at least one character in length.",
+                                     "content.0.value"))
+            if "text/plain" in types and "text/html" in types and types.index("text/plain") > types.index("text/html"):
+                errors.append(_error("If present, text/plain content must be first, followed by text/html.",
+                                     "content.0.type"))
+    return errors
+
+
+def _expand(body: dict[str, Any], message_id: str):
+    content = {c["type"]: c["value"] for c in body.get("content", [])}
+    for p in body["personalizations"]:
+        subs = p.get("substitutions") or {}
+
+        def fill(text: str) -> str:
+            for key, value in subs.items():
+                text = text.replace(key, value)
+            return text
+
+        for to in p["to"]:
+            yield ReceivedEmail(
+                message_id=message_id,
+                to_email=to["email"].lower(),
+                to_name=to.get("name"),
+                subject=fill(p.get("subject") or body.get("subject", "")),
+                text=fill(content.get("text/plain", "")),
+                html=fill(content.get("text/html", "")),
+                custom_args={**(body.get("custom_args") or {}), **(p.get("custom_args") or {})},
+                attachments=body.get("attachments") or [],
+                tracking_settings=body.get("tracking_settings") or {},
+            )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+    @property
+    def double(self) -> SendGridDouble:
+        return self.server.double  # type: ignore[attr-defined]
+
+    def _reply(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if data:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if self.path.rstrip("/") != "/v3/mail/send":
+            self._reply(404, {"errors": [_error("Not found")]})
+            return
+        fault = self.double._next_fault()
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            if fault.drop:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if fault.status:
+                headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+                self._reply(fault.status, {"errors": [_error(f"injected {fault.status}")]}, headers)
+                return
+        if self.headers.get("Authorization") != f"Bearer {self.double.api_key}":
+            self._reply(401, {"errors": [_error("The provided authorization grant is invalid, expired, or revoked")]})
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            self._reply(400, {"errors": [_error("Bad Request")]})
+            return
+        errors = validate(body)
+        if errors:
+            self._reply(400, {"errors": errors})
+            return
+        message_id = self.double.accept(body)
+        self._reply(202, headers={"X-Message-Id": message_id})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3030)
+    parser.add_argument("--api-key", default="SG.test-key")
+    args = parser.parse_args()
+    double = SendGridDouble(api_key=args.api_key, host=args.host, port=args.port)
+    print(f"SendGrid double on {double.url} (key {args.api_key!r}); Ctrl-C stops it", flush=True)
+    try:
+        double.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The outbox: claiming due rows with a lease, per-kind delivery semantics, retries.
+
+Delivery semantics (per kind):
+- at most once (digest, summary): a row is marked ``sending`` and committed
+  before the provider is called. If the dispatcher dies during the send, the
+  row is never resent (status ``unconfirmed``): a lost tip is harmless, a
+  duplicate annoys.
+- at least once (notice, reminder, nudge, escalation): a row whose lease
+  expired while ``sending`` is claimed again and resent; duplicates can only
+  come from the batch in flight when a dispatcher died.
+A row whose lease expired before its send began (``leased``) is always
+re-claimed. 429, 5xx and network errors retry with exponential backoff and
+jitter (honouring Retry-After); other 4xx fail at once with the reason.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.channels import Result
+from service.models import Delivery
+
+AT_MOST_ONCE = frozenset({"digest", "summary"})
+BACKOFF_BASE_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 3600.0
+UNCONFIRMED_NOTE = "dispatcher stopped during the send; not resent (at most once)"
+
+
+def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Insert outbox rows, skipping any whose unique key exists; return (id, person_id) of new rows."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    inserted: list[tuple[int, int]] = []
+    for start in range(0, len(rows), 5000):
+        statement = (
+            insert(Delivery)
+            .on_conflict_do_nothing(index_elements=["person_id", "kind", "period_key", "channel"])
+            .returning(Delivery.id, Delivery.person_id)
+        )
+        inserted.extend(session.execute(statement, rows[start : start + 5000]).tuples())
+    return inserted
+
+
+def backoff_seconds(attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter (half to full delay); never sooner than Retry-After."""
+    delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    delay *= (rng or random).uniform(0.5, 1.0)
+    return max(delay, retry_after or 0.0)
+
+
+def give_up_unconfirmed(session: Session, now: datetime) -> int:
+    """At-most-once rows whose dispatcher died mid-send are closed, never resent."""
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == "sending",
+            Delivery.lease_expires_at < now,
+            Delivery.kind.in_(AT_MOST_ONCE),
+        )
+        .values(status="unconfirmed", last_error=UNCONFIRMED_NOTE, lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def claim(session: Session, worker: str, now: datetime, limit: int, lease_seconds: int) -> list[int]:
+    """Atomically lease up to ``limit`` due rows for ``worker`` (SKIP LOCKED on PostgreSQL)."""
+    due = or_(
+        and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
+        and_(Delivery.status == "leased", Delivery.lease_expires_at < now),
+        and_(Delivery.status == "sending", Delivery.lease_expires_at < now, Delivery.kind.not_in(AT_MOST_ONCE)),
+    )
+    candidates = (
+        select(Delivery.id)
+        .where(due)
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Delivery)
+        .where(Delivery.id.in_(candidates.scalar_subquery()), due)
+        .values(status="leased", lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.execute(statement).scalars())
+
+
+def mark_sending(session: Session, ids: Sequence[int], worker: str, now: datetime, lease_seconds: int) -> list[int]:
+    """Record that the send is starting (committed by the caller before calling the provider)."""
+    if not ids:
+        return []
+    statement = (
+        update(Delivery)
+        .where(Delivery.id.in_(ids), Delivery.lease_owner == worker, Delivery.status == "leased")
+        .values(
+            status="sending",
+            attempts=Delivery.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.execute(statement).scalars())
+
+
+def release(session: Session, ids: Sequence[int], worker: str) -> None:
+    """Hand leased rows back untouched (graceful shutdown)."""
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.lease_owner == worker, Delivery.status == "leased")
+            .values(status="pending", lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def record_results(
+    session: Session,
+    outcomes: Sequence[tuple[int, Result]],
+    attempts: dict[int, int],
+    worker: str,
+    now: datetime,
+    max_attempts: int,
+) -> dict[str, int]:
+    """Store what the channel said; sent rows are updated in bulk by provider id."""
+    counts: dict[str, int] = defaultdict(int)
+    sent_by_provider: dict[str | None, list[int]] = defaultdict(list)
+    mine = and_(Delivery.lease_owner == worker, Delivery.status == "sending")
+    for delivery_id, result in outcomes:
+        if result.status == "sent":
+            sent_by_provider[result.provider_id].append(delivery_id)
+            continue
+        values: dict[str, Any] = {"last_error": result.error, "lease_owner": None, "lease_expires_at": None}
+        tries = attempts.get(delivery_id, 1)
+        if result.status == "retry" and tries < max_attempts:
+            values |= {"status": "pending", "next_attempt_at": now + timedelta(seconds=backoff_seconds(tries, result.retry_after))}
+            counts["retried"] += 1
+        else:
+            values["status"] = "failed"
+            counts["failed"] += 1
+        session.execute(
+            update(Delivery).where(Delivery.id == delivery_id, mine).values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    for provider_id, ids in sent_by_provider.items():
+        for start in range(0, len(ids), 5000):
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids[start : start + 5000]), mine)
+                .values(status="sent", sent_at=now, provider_message_id=provider_id, last_error=None,
+                        lease_owner=None, lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        counts["sent"] += len(ids)
+    return dict(counts)
+
+
+def count_due(session: Session, now: datetime) -> int:
+    return session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+    ) or 0
