@@ -146,17 +146,22 @@ def select_tips(
                 seen.add(tip_id)
                 if seen >= eligible_set:
                     seen = set()
+    recent = set(history[-1]) if history else set()
     picked = [t for t in dict.fromkeys(priority) if t in eligible_set][:count]
-    for tip_id in eligible:
-        if len(picked) >= count:
-            break
-        if tip_id not in seen and tip_id not in picked:
-            picked.append(tip_id)
-    for tip_id in eligible:  # the cycle ended inside this digest: start the next one
-        if len(picked) >= count:
-            break
-        if tip_id not in picked:
-            picked.append(tip_id)
+    # unseen tips first; a tip from last week's digest waits its turn (no back-to-back repeats),
+    # and once the cycle is complete inside this digest, the next cycle starts from the top
+    passes = (
+        lambda t: t not in seen and t not in recent,
+        lambda t: t not in seen,
+        lambda t: t not in recent,
+        lambda t: True,
+    )
+    for allowed in passes:
+        for tip_id in eligible:
+            if len(picked) >= count:
+                return picked
+            if tip_id not in picked and allowed(tip_id):
+                picked.append(tip_id)
     return picked
 
 

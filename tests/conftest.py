@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -79,3 +80,52 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, clean_db: Engine, database_url: str
     monkeypatch.setenv("NUDGE_DATABASE_URL", database_url)
     monkeypatch.setenv("NUDGE_OUTBOX_DIR", str(tmp_path / "outbox"))
     return tmp_path
+
+
+@pytest.fixture
+def factory(clean_db: Engine):
+    return make_sessionmaker(clean_db)
+
+
+@pytest.fixture
+def loaded(factory) -> None:
+    """The default content pack and the 40-person sample roster, committed."""
+    from service.content import import_pack
+    from service.roster import import_roster
+
+    with factory() as s, s.begin():
+        import_pack(s, REPO / "content" / "social_media.yaml")
+        import_roster(s, REPO / "content" / "sample_roster.csv")
+
+
+@pytest.fixture
+def sendgrid_double():
+    from service.doubles.sendgrid import SendGridDouble
+
+    with SendGridDouble() as double:
+        yield double
+
+
+@pytest.fixture
+def sendgrid_settings(settings: Settings, sendgrid_double) -> Settings:
+    return settings.model_copy(
+        update={
+            "email_backend": "sendgrid",
+            "sendgrid_host": sendgrid_double.url,
+            "sendgrid_api_key": SecretStr(sendgrid_double.api_key),
+        }
+    )
+
+
+def add_people(factory, count: int, role: str = "teacher", prefix: str = "p") -> None:
+    """Bulk-create ``count`` active people (no supervisor) quickly."""
+    from service.models import Person, utcnow
+
+    now = utcnow()
+    rows = [
+        {"email": f"{prefix}{i:06d}@example.org", "name": f"Person {i}", "role": role, "active": True,
+         "joined_at": now, "updated_at": now}
+        for i in range(count)
+    ]
+    with factory() as s, s.begin():
+        s.execute(Person.__table__.insert(), rows)

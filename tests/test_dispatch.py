@@ -1,0 +1,220 @@
+"""Dispatching the outbox through each email channel, with retries and concurrency."""
+
+import email
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from email import policy
+
+import pytest
+from sqlalchemy import func, select, update
+
+from service.channels.sendgrid import SendGridChannel
+from service.content import import_pack
+from service.digest import SchoolCalendar, compose
+from service.dispatch import Dispatcher
+from service.doubles.sendgrid import Fault
+from service.models import Delivery, DeliveryItem, Person, Tip
+from tests.conftest import REPO, add_people
+from tests.test_rendering import _Tags
+
+WEEK = "2026-W49"
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+def prepare(factory, settings, people: int, role: str = "teacher") -> None:
+    with factory() as s, s.begin():
+        import_pack(s, REPO / "content" / "social_media.yaml")
+    add_people(factory, people, role)
+    with factory() as s, s.begin():
+        compose(s, settings, NOW, SchoolCalendar(), week=WEEK)
+
+
+def statuses(factory) -> dict[str, int]:
+    with factory() as s:
+        return dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples().all())
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_sendgrid_sends_1000_digests_in_at_most_two_calls(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 1000)
+    dispatcher = Dispatcher(factory, sendgrid_settings, clock=Clock(NOW))
+    stats = dispatcher.drain()
+    assert stats.sent == 1000
+    assert len(sendgrid_double.requests) <= 2
+    assert len(sendgrid_double.emails) == 1000
+    assert len({e.to_email for e in sendgrid_double.emails}) == 1000
+    for body in sendgrid_double.requests:
+        tracking = body["tracking_settings"]
+        assert tracking["click_tracking"]["enable"] is False and tracking["open_tracking"]["enable"] is False
+        assert len(body["personalizations"]) <= 1000
+    with factory() as s:
+        rows = {d.id: d for d in s.scalars(select(Delivery).where(Delivery.status == "sent"))}
+        emails = {p.id: p.email for p in s.scalars(select(Person))}
+    assert len(rows) == 1000 and all(d.provider_message_id for d in rows.values())
+    for received in sendgrid_double.emails:
+        delivery = rows[int(received.custom_args["delivery_id"])]
+        assert emails[delivery.person_id] == received.to_email
+        assert received.custom_args["kind"] == "digest"
+
+
+def test_the_email_sendgrid_delivers_is_exactly_the_local_rendering(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 5)
+    Dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
+    from service.digest import preview
+
+    for received in sendgrid_double.emails:
+        with factory() as s, s.begin():
+            local = preview(s, sendgrid_settings, received.to_email, NOW, week=WEEK).message
+        assert received.subject == local.subject
+        assert received.html == local.html
+        assert received.text == local.text
+        assert "-pn_" not in received.html and "-pn_" not in received.text
+
+
+def test_429_then_success_honours_retry_after(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 20)
+    sendgrid_double.inject(Fault(status=429, retry_after=120))
+    clock = Clock(NOW)
+    dispatcher = Dispatcher(factory, sendgrid_settings, clock=clock)
+    first = dispatcher.drain()
+    assert (first.sent, first.retried) == (0, 20)
+    with factory() as s:
+        row = s.scalars(select(Delivery)).first()
+        assert row.status == "pending" and "429" in row.last_error
+        assert row.next_attempt_at >= NOW + timedelta(seconds=120)
+    assert dispatcher.drain().claimed == 0  # not yet due
+    clock.now = NOW + timedelta(seconds=121)
+    assert dispatcher.drain().sent == 20
+    assert len(sendgrid_double.emails) == 20
+    assert statuses(factory) == {"sent": 20}
+
+
+def test_500_and_dropped_connections_retry_until_delivered_once(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 10)
+    sendgrid_double.inject(Fault(status=500), Fault(drop=True), Fault(status=503))
+    clock = Clock(NOW)
+    dispatcher = Dispatcher(factory, sendgrid_settings, clock=clock)
+    for _ in range(5):
+        dispatcher.drain()
+        clock.now += timedelta(hours=1)
+    assert statuses(factory) == {"sent": 10}
+    assert sorted(e.to_email for e in sendgrid_double.emails) == sorted({e.to_email for e in sendgrid_double.emails})
+    with factory() as s:
+        assert set(s.scalars(select(Delivery.attempts))) == {4}
+
+
+def test_400_fails_for_good_with_the_reason(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 3)
+    sendgrid_double.inject(Fault(status=400))
+    clock = Clock(NOW)
+    dispatcher = Dispatcher(factory, sendgrid_settings, clock=clock)
+    dispatcher.drain()
+    clock.now += timedelta(days=1)
+    dispatcher.drain()
+    assert statuses(factory) == {"failed": 3}
+    assert sendgrid_double.attempts == 1
+    with factory() as s:
+        assert "SendGrid 400" in s.scalars(select(Delivery.last_error)).first()
+
+
+def test_wrong_api_key_is_a_permanent_401(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 2)
+    sendgrid_double.api_key = "SG.other"
+    Dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
+    assert statuses(factory) == {"failed": 2}
+
+
+def test_retries_are_bounded(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 1)
+    settings = sendgrid_settings.model_copy(update={"dispatch_max_attempts": 3})
+    sendgrid_double.inject(*[Fault(status=500)] * 10)
+    clock = Clock(NOW)
+    dispatcher = Dispatcher(factory, settings, clock=clock)
+    for _ in range(6):
+        dispatcher.drain()
+        clock.now += timedelta(hours=2)
+    assert statuses(factory) == {"failed": 1}
+    assert sendgrid_double.attempts == 3
+
+
+def test_outbox_backend_writes_multipart_eml_files(factory, settings, tmp_path) -> None:
+    prepare(factory, settings, 3)
+    Dispatcher(factory, settings, clock=Clock(NOW)).drain()
+    files = sorted((tmp_path / "outbox" / "digest").glob("*.eml"))
+    assert len(files) == 3
+    parsed = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert parsed["Subject"].startswith("This week: ")
+    assert parsed.get_content_type() == "multipart/alternative"
+    html = parsed.get_body(("html",)).get_content()
+    assert "Got it" in html and "/ack/" in html and "/o/" in html and 'style="' in html
+    assert "@example.org" not in "".join(re.findall(r'(?:href|src)="([^"]+)"', html))
+
+
+def test_unsafe_markup_in_a_tip_never_reaches_an_email(factory, settings, tmp_path) -> None:
+    prepare(factory, settings, 1)
+    with factory() as s, s.begin():
+        s.execute(update(Tip).values(body="Hi <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=y>"))
+    Dispatcher(factory, settings, clock=Clock(NOW)).drain()
+    raw = next((tmp_path / "outbox" / "digest").glob("*.eml")).read_text()
+    parsed = email.message_from_string(raw, policy=policy.default)
+    html = parsed.get_body(("html",)).get_content()
+    tags = _Tags()
+    tags.feed(html)
+    assert "script" not in {tag for tag, _ in tags.seen}
+    for tag, attrs in tags.seen:
+        for name, value in attrs:
+            assert not name.startswith("on")
+            assert not (value or "").lower().startswith("javascript:")
+    assert len([t for t, _ in tags.seen if t == "img"]) == 1  # only our open pixel
+
+
+def test_two_dispatchers_at_once_never_send_a_row_twice(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 600)
+    settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 25})
+    sendgrid_double.inject(*[Fault(delay=0.01)] * 40)
+    dispatchers = [Dispatcher(factory, settings, worker=f"w{i}", clock=Clock(NOW)) for i in range(2)]
+    totals = []
+    threads = [threading.Thread(target=lambda d=d: totals.append(d.drain())) for d in dispatchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sum(t.sent for t in totals) == 600
+    assert all(t.sent > 0 for t in totals), "both dispatchers should have taken part"
+    addresses = [e.to_email for e in sendgrid_double.emails]
+    assert len(addresses) == 600 and len(set(addresses)) == 600
+    assert statuses(factory) == {"sent": 600}
+
+
+def test_sendgrid_channel_sends_oversized_values_alone(sendgrid_settings, sendgrid_double) -> None:
+    from service.channels import Message, Skeleton
+
+    skeleton = Skeleton(subject="-pn_s-", html="<p>-pn_body-</p>", text="-pn_body-")
+    small = Message(1, "digest", "a@x.org", "A", skeleton, {"-pn_s-": "Hi", "-pn_body-": "short"}, {"delivery_id": "1"})
+    big = Message(2, "digest", "b@x.org", "B", skeleton, {"-pn_s-": "Hi", "-pn_body-": "x" * 11_000}, {"delivery_id": "2"})
+    results = SendGridChannel(sendgrid_settings).send([small, big])
+    assert [r.status for r in results] == ["sent", "sent"]
+    assert len(sendgrid_double.requests) == 2
+    solo = next(r for r in sendgrid_double.requests if "substitutions" not in r["personalizations"][0])
+    assert "x" * 11_000 in solo["content"][1]["value"]
+    assert {e.to_email: e.html for e in sendgrid_double.emails}["a@x.org"] == "<p>short</p>"
+
+
+@pytest.mark.parametrize("count", [0, 1001])
+def test_double_rejects_bad_personalization_counts(sendgrid_double, count) -> None:
+    import httpx
+
+    body = {"from": {"email": "a@x.org"}, "subject": "s", "content": [{"type": "text/plain", "value": "x"}],
+            "personalizations": [{"to": [{"email": f"p{i}@x.org"}]} for i in range(count)]}
+    response = httpx.post(f"{sendgrid_double.url}/v3/mail/send", json=body,
+                          headers={"Authorization": f"Bearer {sendgrid_double.api_key}"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "personalizations"
