@@ -80,16 +80,19 @@ def claim(session: Session, worker: str, now: datetime, limit: int, lease_second
         and_(Delivery.status == "leased", Delivery.lease_expires_at < now),
         and_(Delivery.status == "sending", Delivery.lease_expires_at < now, Delivery.kind.not_in(AT_MOST_ONCE)),
     )
-    candidates = (
-        select(Delivery.id)
-        .where(due)
-        .order_by(Delivery.next_attempt_at, Delivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
+    candidates = select(Delivery.id).where(due).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        # lock the rows first, then update exactly those: an IN (... SKIP LOCKED) subquery
+        # may be re-run by the planner and lease more rows than asked for
+        locked = list(session.execute(candidates.with_for_update(skip_locked=True)).scalars())
+        if not locked:
+            return []
+        chosen = Delivery.id.in_(locked)
+    else:  # SQLite has one writer at a time: a single UPDATE is atomic
+        chosen = Delivery.id.in_(candidates.scalar_subquery())
     statement = (
         update(Delivery)
-        .where(Delivery.id.in_(candidates.scalar_subquery()), due)
+        .where(chosen, due)
         .values(status="leased", lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
@@ -134,7 +137,10 @@ def record_results(
     now: datetime,
     max_attempts: int,
 ) -> dict[str, int]:
-    """Store what the channel said; sent rows are updated in bulk by provider id."""
+    """Store what the channel said; sent rows are updated in bulk by provider id.
+
+    Only rows this worker still holds are touched; the counts say how many were.
+    """
     counts: dict[str, int] = defaultdict(int)
     sent_by_provider: dict[str | None, list[int]] = defaultdict(list)
     mine = and_(Delivery.lease_owner == worker, Delivery.status == "sending")
@@ -146,24 +152,23 @@ def record_results(
         tries = attempts.get(delivery_id, 1)
         if result.status == "retry" and tries < max_attempts:
             values |= {"status": "pending", "next_attempt_at": now + timedelta(seconds=backoff_seconds(tries, result.retry_after))}
-            counts["retried"] += 1
+            outcome = "retried"
         else:
             values["status"] = "failed"
-            counts["failed"] += 1
-        session.execute(
+            outcome = "failed"
+        counts[outcome] += session.execute(
             update(Delivery).where(Delivery.id == delivery_id, mine).values(**values)
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
     for provider_id, ids in sent_by_provider.items():
         for start in range(0, len(ids), 5000):
-            session.execute(
+            counts["sent"] += session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids[start : start + 5000]), mine)
                 .values(status="sent", sent_at=now, provider_message_id=provider_id, last_error=None,
                         lease_owner=None, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
-            )
-        counts["sent"] += len(ids)
+            ).rowcount
     return dict(counts)
 
 

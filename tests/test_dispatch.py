@@ -22,12 +22,12 @@ WEEK = "2026-W49"
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 
 
-def prepare(factory, settings, people: int, role: str = "teacher") -> None:
+def prepare(factory, settings, people: int, role: str = "teacher", now: datetime = NOW) -> None:
     with factory() as s, s.begin():
         import_pack(s, REPO / "content" / "social_media.yaml")
     add_people(factory, people, role)
     with factory() as s, s.begin():
-        compose(s, settings, NOW, SchoolCalendar(), week=WEEK)
+        compose(s, settings, now, SchoolCalendar(), week=WEEK)
 
 
 def statuses(factory) -> dict[str, int]:

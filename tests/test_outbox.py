@@ -1,0 +1,66 @@
+"""Outbox leases and per-kind semantics, at the level of the claim functions."""
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from service import outbox
+from service.models import Delivery, Person
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def make_rows(session, kinds: list[str]) -> list[int]:
+    person = Person(email="p@x.org", name="P", role="staff", joined_at=T0)
+    session.add(person)
+    session.flush()
+    rows = [Delivery(person_id=person.id, kind=k, period_key=f"k{i}", channel="email", next_attempt_at=T0)
+            for i, k in enumerate(kinds)]
+    session.add_all(rows)
+    session.flush()
+    return [r.id for r in rows]
+
+
+def test_claim_leases_rows_once(session) -> None:
+    ids = make_rows(session, ["digest"] * 5)
+    first = outbox.claim(session, "a", T0, 3, 60)
+    second = outbox.claim(session, "b", T0, 10, 60)
+    assert len(first) == 3 and sorted(first + second) == ids
+    assert outbox.claim(session, "c", T0, 10, 60) == []
+
+
+def test_expired_leases_follow_the_kind_semantics(session) -> None:
+    digest, notice, unsent = make_rows(session, ["digest", "notice", "digest"])
+    assert outbox.claim(session, "dead", T0, 10, 60) == [digest, notice, unsent]
+    assert outbox.mark_sending(session, [digest, notice], "dead", T0, 60) == [digest, notice]
+    later = T0 + timedelta(seconds=61)
+    assert outbox.give_up_unconfirmed(session, later) == 1
+    reclaimed = outbox.claim(session, "alive", later, 10, 60)
+    assert reclaimed == [notice, unsent]  # at least once: the notice goes again; the unsent digest too
+    rows = {d.id: d for d in session.scalars(select(Delivery).execution_options(populate_existing=True))}
+    assert rows[digest].status == "unconfirmed" and "at most once" in rows[digest].last_error
+    assert rows[notice].attempts == 1  # counted when the dead dispatcher started sending
+
+
+def test_results_only_touch_rows_still_owned(session) -> None:
+    (row,) = make_rows(session, ["notice"])
+    outbox.claim(session, "old", T0, 1, 60)
+    outbox.mark_sending(session, [row], "old", T0, 60)
+    outbox.claim(session, "new", T0 + timedelta(seconds=61), 1, 60)
+    outbox.mark_sending(session, [row], "new", T0 + timedelta(seconds=61), 60)
+    from service.channels import Result
+
+    counts = outbox.record_results(session, [(row, Result.sent("late"))], {row: 1}, "old", T0, 8)
+    assert counts == {"sent": 0}  # the row belongs to "new" now: untouched
+    status = session.scalar(select(Delivery.status).where(Delivery.id == row))
+    assert status == "sending"
+
+
+def test_backoff_grows_with_jitter_and_respects_retry_after() -> None:
+    rng = random.Random(1)
+    delays = [outbox.backoff_seconds(n, rng=rng) for n in range(1, 9)]
+    assert 15 <= delays[0] <= 30
+    assert all(b >= a * 0.9 or b >= 1800 for a, b in zip(delays, delays[1:]))
+    assert max(delays) <= outbox.BACKOFF_CAP_SECONDS
+    assert outbox.backoff_seconds(1, retry_after=600, rng=rng) == 600
