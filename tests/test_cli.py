@@ -40,3 +40,38 @@ def test_python_dash_m_service_runs_the_cli() -> None:
     assert proc.returncode == 0
     for command in ("db", "status", "roster", "content", "policy"):
         assert command in proc.stdout
+
+
+def test_digest_send_preview_and_dispatch(cli_env, capsys, monkeypatch) -> None:
+    for step in (("content", "import", str(CONTENT / "social_media.yaml")),
+                 ("roster", "import", str(CONTENT / "sample_roster.csv"))):
+        assert run_cli(capsys, *step)[0] == 0
+    code, out, _ = run_cli(capsys, "digest", "send", "--week", "2026-W50", "--dry-run")
+    assert code == 0 and "would compose 40 digest(s)" in out
+    code, out, _ = run_cli(capsys, "digest", "send", "--week", "2026-W50")
+    assert code == 0 and "composed 40 digest(s)" in out and "sent 40" in out
+    assert len(list((cli_env / "outbox" / "digest").glob("*.eml"))) == 40
+    code, out, _ = run_cli(capsys, "digest", "send", "--week", "2026-W50")
+    assert code == 0 and "composed 0 digest(s)" in out and "40 already composed" in out
+    target = cli_env / "preview.html"
+    code, out, err = run_cli(capsys, "digest", "preview", "Sam.Whitfield@example.org", "--week", "2026-W50",
+                             "--out", str(target))
+    assert code == 0 and "is composed (status: sent)" in err
+    assert "Got it" in target.read_text(encoding="utf-8")
+    code, out, _ = run_cli(capsys, "dispatch")
+    assert code == 0 and "sent 0" in out
+
+
+def test_digest_bad_arguments(cli_env, capsys) -> None:
+    code, _, err = run_cli(capsys, "digest", "send", "--week", "2026-48")
+    assert code == 1 and "is not an ISO week like 2026-W48" in err
+    code, _, err = run_cli(capsys, "digest", "preview", "nobody@example.org")
+    assert code == 1 and "no person with email 'nobody@example.org'" in err
+
+
+def test_winter_break_week_sends_nothing(cli_env, capsys) -> None:
+    for step in (("content", "import", str(CONTENT / "social_media.yaml")),
+                 ("roster", "import", str(CONTENT / "sample_roster.csv"))):
+        assert run_cli(capsys, *step)[0] == 0
+    code, out, _ = run_cli(capsys, "digest", "send", "--week", "2026-W53")
+    assert code == 0 and "composed 0 digest(s)" in out and "Winter break 2026" in out

@@ -1,0 +1,130 @@
+"""Weekly fan-out benchmark: compose + render + dispatch digests to the SendGrid double.
+
+Prints digests/s, wall time, HTTP calls made and calls per 500 digests, plus
+the bare Jinja2 rendering rate of the same templates for the same people
+(the CPU floor) and the ratio. Figures go last, one per line.
+
+    python bench/fanout.py --people 1000                       # throwaway SQLite
+    python bench/fanout.py --people 100000 --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import SecretStr
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from service.config import load_settings  # noqa: E402
+from service.content import import_pack  # noqa: E402
+from service.db import make_engine, make_sessionmaker  # noqa: E402
+from service.digest import SchoolCalendar, compose, rotation_order, tip_catalogue  # noqa: E402
+from service.dispatch import Dispatcher  # noqa: E402
+from service.doubles.sendgrid import SendGridDouble  # noqa: E402
+from service.migrate import upgrade  # noqa: E402
+from service.models import Base, Person, utcnow  # noqa: E402
+from service.paths import CONTENT_DIR  # noqa: E402
+from service.rendering import template_env  # noqa: E402
+
+WEEK = "2026-W50"
+NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+ROLES = ("teacher", "teacher", "teacher", "staff", "coach", "administrator")
+
+
+def fresh_database(url: str):
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    else:
+        Base.metadata.drop_all(engine)
+    upgrade(engine)
+    return engine
+
+
+def add_people(factory, count: int) -> None:
+    """A hierarchy: one head, 1 supervisor per 20 people, everyone else reports to them."""
+    now = utcnow()
+    with factory() as s, s.begin():
+        s.execute(Person.__table__.insert(), [{"id": 1, "email": "head@bench.org", "name": "Head", "role": "administrator",
+                                              "active": True, "joined_at": now, "updated_at": now}])
+        rows = []
+        for i in range(2, count + 1):
+            supervisor = 1 if i % 20 == 2 else 2 + ((i - 2) // 20) * 20
+            rows.append({"id": i, "email": f"person{i:07d}@bench.org", "name": f"Person {i}",
+                         "role": ROLES[i % len(ROLES)], "supervisor_id": supervisor, "active": True,
+                         "joined_at": now, "updated_at": now})
+        for start in range(0, len(rows), 10000):
+            s.execute(Person.__table__.insert(), rows[start : start + 10000])
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text("SELECT setval('people_id_seq', (SELECT max(id) FROM people))"))
+
+
+def bare_render_rate(factory, settings, sample: int) -> float:
+    """Digests/s when only Jinja2 renders the same templates for the same people (no DB, no HTTP)."""
+    env = template_env()
+    html_t, text_t = env.get_template("email/digest.html.j2"), env.get_template("email/digest.txt.j2")
+    tip_html, tip_text = env.get_template("email/_tip.html.j2"), env.get_template("email/_tip.txt.j2")
+    with factory() as s:
+        tips = rotation_order(tip_catalogue(s).values())[:3]
+        for tip in tips:
+            tip.policy  # noqa: B018 - load before the timer
+        people = s.query(Person).limit(sample).all()
+    css = (Path(env.loader.searchpath[0]) / "email" / "_styles.css").read_text()
+    start = time.perf_counter()
+    for person in people:
+        blocks_html = "".join(tip_html.render(tip=t, refs=t.refs, body_html=t.body, section_link="x") for t in tips)
+        blocks_text = "".join(tip_text.render(tip=t, refs=t.refs, body_text=t.body, section_link="x") for t in tips)
+        ph = {"subject": tips[0].title, "preheader": tips[0].title, "week": WEEK, "greeting_html": person.name,
+              "greeting_text": person.name, "tips_html": blocks_html, "tips_text": blocks_text,
+              "ack": "https://x/ack/t", "pixel": "https://x/o/t.gif"}
+        html_t.render(ph=ph, css=css, organisation=settings.organisation)
+        text_t.render(ph=ph, organisation=settings.organisation)
+    return len(people) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=1000)
+    parser.add_argument("--database-url", default=None, help="default: a throwaway SQLite file")
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp(prefix="nudge-fanout-")
+    url = args.database_url or f"sqlite:///{tmp}/fanout.db"
+    engine = fresh_database(url)
+    factory = make_sessionmaker(engine)
+    with factory() as s, s.begin():
+        import_pack(s, CONTENT_DIR / "social_media.yaml")
+    add_people(factory, args.people)
+    with SendGridDouble() as double:
+        settings = load_settings(database_url=url, email_backend="sendgrid", sendgrid_host=double.url,
+                                 sendgrid_api_key=SecretStr(double.api_key), secret_key=SecretStr("bench-key"),
+                                 outbox_dir=f"{tmp}/outbox")
+        start = time.perf_counter()
+        with factory() as s, s.begin():
+            composed = compose(s, settings, NOW, SchoolCalendar(), week=WEEK).composed
+        composed_at = time.perf_counter()
+        dispatcher = Dispatcher(factory, settings, clock=lambda: NOW)
+        stats = dispatcher.drain()
+        wall = time.perf_counter() - start
+        calls = len(double.requests)
+        received = len(double.emails)
+    bare = bare_render_rate(factory, settings, min(args.people, 5000))
+    rate = stats.sent / wall
+    print(f"database: {engine.dialect.name}; people: {args.people}")
+    print(f"composed: {composed} in {composed_at - start:.2f} s; dispatched: {stats.sent} in {wall - (composed_at - start):.2f} s")
+    print(f"emails received by the double: {received}")
+    print(f"wall time: {wall:.2f} s")
+    print(f"digests/s: {rate:.0f}")
+    print(f"HTTP calls: {calls} ({calls / max(stats.sent, 1) * 500:.2f} per 500 digests)")
+    print(f"bare Jinja2 render rate: {bare:.0f} digests/s; ratio: {rate / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
