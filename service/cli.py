@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +244,7 @@ def digest_preview(
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user errors become one line on stderr and a non-zero exit, not a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         app(args=argv, prog_name="nudge")  # usage errors are Typer's: message and exit 2
     except InputErrors as exc:
