@@ -1,4 +1,4 @@
-"""Compose every digest that is due now (safe to run hourly, or any time)."""
+"""Compose every digest that is due now, and the week's Canvas posts (safe to run hourly, or any time)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import digest
+from service import canvas, digest
 from service.config import Settings
 from service.db import transaction
 from service.models import utcnow
 
 
 def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> digest.ComposeResult:
+    """Digests due now, and this week's Canvas announcement (posted at the local send time)."""
     calendar = digest.calendar_for(settings)
+    now = now or utcnow()
     with transaction(factory) as session:
-        return digest.compose(session, settings, now or utcnow(), calendar)
+        result = digest.compose(session, settings, now, calendar)
+        canvas.compose_weekly(session, settings, now, calendar)
+    return result

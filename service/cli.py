@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rich.progress import Progress
 
-from service import content, digest, migrate, outbox, policies, roster
+from service import canvas, content, digest, migrate, outbox, policies, roster
+from service.channels.canvas import CanvasConfigError, api_from_settings
 from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.dispatch import Dispatcher
@@ -38,11 +39,13 @@ roster_app = typer.Typer(no_args_is_help=True, help="People and supervisors.")
 content_app = typer.Typer(no_args_is_help=True, help="Tip packs.")
 policy_app = typer.Typer(no_args_is_help=True, help="Policy texts and versions.")
 digest_app = typer.Typer(no_args_is_help=True, help="The weekly tip digest.")
+canvas_app = typer.Typer(no_args_is_help=True, help="Canvas LMS announcements.")
 app.add_typer(db_app, name="db")
 app.add_typer(roster_app, name="roster")
 app.add_typer(content_app, name="content")
 app.add_typer(policy_app, name="policy")
 app.add_typer(digest_app, name="digest")
+app.add_typer(canvas_app, name="canvas")
 
 
 @dataclass
@@ -186,6 +189,7 @@ def digest_send(
     calendar = digest.calendar_for(rt.settings)
     with transaction(factory) as session:
         result = digest.compose(session, rt.settings, utcnow(), calendar, week=week, dry_run=dry_run)
+        posts = canvas.compose_weekly(session, rt.settings, utcnow(), calendar, week=week)
         if dry_run:
             session.rollback()
     skipped = sum(result.blackout.values())
@@ -195,6 +199,10 @@ def digest_send(
                   f"{skipped} in school breaks, {result.no_tips} with no tips for their role")
     for name, count in result.blackout.items():
         console.print(f"  no digests for {count} people: {name}")
+    if posts.skipped:
+        console.print(f"Canvas: nothing to post ({posts.skipped})")
+    else:
+        console.print(f"Canvas: {verb} {posts.composed} announcement(s), {posts.already} already composed")
     if not dry_run:
         _dispatch(rt.settings, factory)
 
@@ -216,8 +224,14 @@ def _dispatch(settings: Settings, factory: sessionmaker[Session]) -> None:
             stats = dispatcher.drain(on_batch=lambda batch: progress.advance(task, batch.claimed))
     finally:
         dispatcher.close()
-    console.print(f"dispatched via {settings.email_backend}: sent {stats.sent}, retrying later {stats.retried}, "
-                  f"failed {stats.failed}, unconfirmed {stats.unconfirmed}")
+    channels = ", ".join(sorted(dispatcher.channels))
+    console.print(f"dispatched via {settings.email_backend} ({channels}): sent {stats.sent}, "
+                  f"retrying later {stats.retried}, failed {stats.failed}, unconfirmed {stats.unconfirmed}")
+    with transaction(factory) as session:
+        reason = canvas.paused_reason(session)
+    if reason:
+        err_console.print(f"[red]Canvas is paused:[/] {reason}. Fix the settings, then run `nudge canvas check`.",
+                          highlight=False)
 
 
 @digest_app.command("preview")
@@ -240,6 +254,52 @@ def digest_preview(
     else:
         console.print(f"Subject: {preview.message.subject}\n", markup=False)
         console.print(preview.message.text, markup=False, highlight=False)
+
+
+def _canvas_api(settings: Settings):
+    if not settings.canvas_enabled:
+        raise NudgeError("Canvas is off: set CANVAS_API_URL, CANVAS_API_KEY and NUDGE_CANVAS_COURSE_IDS")
+    return api_from_settings(settings)
+
+
+@roster_app.command("sync-canvas")
+def roster_sync_canvas(ctx: typer.Context) -> None:
+    """Fill missing canvas_user_ids by looking roster emails up in the Canvas account."""
+    rt = runtime(ctx)
+    api = _canvas_api(rt.settings)
+    with transaction(rt.sessions()) as session:
+        try:
+            result = canvas.match_roster(session, rt.settings, api)
+        except CanvasConfigError as exc:
+            raise NudgeError(str(exc)) from None
+    console.print(f"matched {len(result.matched)} people to Canvas users; {len(result.unmatched)} unmatched")
+    for email in result.unmatched:
+        console.print(f"  no Canvas user for {email}", markup=False)
+
+
+@canvas_app.command("check")
+def canvas_check(ctx: typer.Context) -> None:
+    """Check the Canvas settings against Canvas; if all is well, resume a paused channel."""
+    rt = runtime(ctx)
+    api = _canvas_api(rt.settings)
+    with transaction(rt.sessions()) as session:
+        problems = canvas.check_and_resume(session, rt.settings, api)
+    if problems:
+        raise NudgeError("Canvas check failed: " + "; ".join(problems))
+    console.print(f"Canvas OK for course(s) {', '.join(map(str, rt.settings.canvas_course_ids))}; channel active")
+
+
+@canvas_app.command("sync-reads")
+def canvas_sync_reads(ctx: typer.Context, week: WeekOption = None) -> None:
+    """Record who read this week's announcements (needs a token allowed to masquerade)."""
+    _check_week(week)
+    rt = runtime(ctx)
+    from jobs.canvas_read_sync import run as sync
+
+    result = sync(rt.sessions(), rt.settings, week=week)
+    console.print(f"checked {result.checked} read states, recorded {result.recorded} new Canvas reads")
+    for error in result.errors:
+        err_console.print(f"[red]error:[/] {error}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

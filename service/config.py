@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     canvas_api_url: str | None = Field(None, validation_alias=_env("CANVAS_API_URL"))
     canvas_api_key: SecretStr | None = Field(None, validation_alias=_env("CANVAS_API_KEY"))
     canvas_course_ids: Annotated[list[int], NoDecode] = []
+    canvas_account_id: int = 1
+    # role -> section ids of the staff course, e.g. "coach:12,13;teacher:11"
+    canvas_role_sections: Annotated[dict[str, list[int]], NoDecode] = {}
+    canvas_read_sync: bool = False
+    canvas_sync_interval: float = Field(0.5, ge=0)
 
     secret_key: SecretStr | None = None
     base_url: str = "http://localhost:8000"
@@ -75,6 +80,20 @@ class Settings(BaseSettings):
                     raise ValueError(f"course id {part!r} is not a number")
             return [int(p) for p in parts]
         return value
+
+    @field_validator("canvas_role_sections", mode="before")
+    @classmethod
+    def _parse_role_sections(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        mapping: dict[str, list[int]] = {}
+        for entry in filter(None, (e.strip() for e in value.split(";"))):
+            role, _, ids = entry.partition(":")
+            numbers = [i.strip() for i in ids.split(",") if i.strip()]
+            if not role.strip() or not numbers or not all(n.isdigit() for n in numbers):
+                raise ValueError(f"{entry!r} is not role:section_id,section_id")
+            mapping[role.strip().lower()] = [int(n) for n in numbers]
+        return mapping
 
     @field_validator("timezone")
     @classmethod

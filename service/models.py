@@ -193,10 +193,11 @@ class Delivery(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    # None for a post to a shared place (a Canvas course); its key is in canvas_announcements
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     kind: Mapped[str] = mapped_column(String(32))  # digest, notice, reminder, nudge, escalation, summary
     period_key: Mapped[str] = mapped_column(String(64))  # e.g. 2026-W48, notice:7:d-2
-    channel: Mapped[str] = mapped_column(String(32))  # email (backend chosen by settings)
+    channel: Mapped[str] = mapped_column(String(32))  # email (backend chosen by settings) or canvas
     status: Mapped[str] = mapped_column(String(16), default="pending")
     subject: Mapped[str] = mapped_column(String(300), default="")
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what the renderer needs
@@ -209,7 +210,7 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
-    person: Mapped[Person] = relationship()
+    person: Mapped[Person | None] = relationship()
     items: Mapped[list[DeliveryItem]] = relationship(
         back_populates="delivery", order_by="DeliveryItem.position", cascade="all, delete-orphan"
     )
@@ -288,23 +289,36 @@ class Escalation(Base):
 
 
 class CanvasAnnouncement(Base):
-    """Exactly-once record of a Canvas post: (course, kind, period) -> topic id."""
+    """Exactly-once key of a Canvas post: (course, kind, period) -> its outbox row.
+
+    The topic id Canvas gave the post is the delivery's ``provider_message_id``.
+    """
 
     __tablename__ = "canvas_announcements"
     __table_args__ = (UniqueConstraint("course_id", "kind", "period_key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     course_id: Mapped[int] = mapped_column(BigInteger)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # tip, tip-<role>, notice
     period_key: Mapped[str] = mapped_column(String(64))
-    marker: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    topic_id: Mapped[int | None] = mapped_column(BigInteger)
+    marker: Mapped[str] = mapped_column(String(100))  # written into the post; found again after a crash
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), unique=True)
+    section_ids: Mapped[list[str]] = mapped_column(default=list)
     notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"))
     tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"))
-    last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    posted_at: Mapped[datetime | None]
+
+    delivery: Mapped[Delivery] = relationship()
+
+
+class ChannelPause(Base):
+    """A channel stopped by a configuration error (bad token, wrong course); email is unaffected."""
+
+    __tablename__ = "channel_pauses"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    paused_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AppSecret(Base):

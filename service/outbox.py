@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,9 +73,13 @@ def give_up_unconfirmed(session: Session, now: datetime) -> int:
     return result.rowcount or 0
 
 
-def claim(session: Session, worker: str, now: datetime, limit: int, lease_seconds: int) -> list[int]:
-    """Atomically lease up to ``limit`` due rows for ``worker`` (SKIP LOCKED on PostgreSQL)."""
-    due = or_(
+def claim(
+    session: Session, worker: str, now: datetime, limit: int, lease_seconds: int, channels: Collection[str]
+) -> list[int]:
+    """Atomically lease up to ``limit`` due rows of ``channels`` for ``worker`` (SKIP LOCKED on PostgreSQL)."""
+    if not channels:
+        return []
+    due = Delivery.channel.in_(sorted(channels)) & or_(
         and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
         and_(Delivery.status == "leased", Delivery.lease_expires_at < now),
         and_(Delivery.status == "sending", Delivery.lease_expires_at < now, Delivery.kind.not_in(AT_MOST_ONCE)),
@@ -150,7 +154,10 @@ def record_results(
             continue
         values: dict[str, Any] = {"last_error": result.error, "lease_owner": None, "lease_expires_at": None}
         tries = attempts.get(delivery_id, 1)
-        if result.status == "retry" and tries < max_attempts:
+        if result.status == "paused":  # the channel waits for an admin; the row waits unharmed
+            values |= {"status": "pending", "next_attempt_at": now}
+            outcome = "paused"
+        elif result.status == "retry" and tries < max_attempts:
             values |= {"status": "pending", "next_attempt_at": now + timedelta(seconds=backoff_seconds(tries, result.retry_after))}
             outcome = "retried"
         else:

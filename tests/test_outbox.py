@@ -24,19 +24,19 @@ def make_rows(session, kinds: list[str]) -> list[int]:
 
 def test_claim_leases_rows_once(session) -> None:
     ids = make_rows(session, ["digest"] * 5)
-    first = outbox.claim(session, "a", T0, 3, 60)
-    second = outbox.claim(session, "b", T0, 10, 60)
+    first = outbox.claim(session, "a", T0, 3, 60, {"email"})
+    second = outbox.claim(session, "b", T0, 10, 60, {"email"})
     assert len(first) == 3 and sorted(first + second) == ids
-    assert outbox.claim(session, "c", T0, 10, 60) == []
+    assert outbox.claim(session, "c", T0, 10, 60, {"email"}) == []
 
 
 def test_expired_leases_follow_the_kind_semantics(session) -> None:
     digest, notice, unsent = make_rows(session, ["digest", "notice", "digest"])
-    assert outbox.claim(session, "dead", T0, 10, 60) == [digest, notice, unsent]
+    assert outbox.claim(session, "dead", T0, 10, 60, {"email"}) == [digest, notice, unsent]
     assert outbox.mark_sending(session, [digest, notice], "dead", T0, 60) == [digest, notice]
     later = T0 + timedelta(seconds=61)
     assert outbox.give_up_unconfirmed(session, later) == 1
-    reclaimed = outbox.claim(session, "alive", later, 10, 60)
+    reclaimed = outbox.claim(session, "alive", later, 10, 60, {"email"})
     assert reclaimed == [notice, unsent]  # at least once: the notice goes again; the unsent digest too
     rows = {d.id: d for d in session.scalars(select(Delivery).execution_options(populate_existing=True))}
     assert rows[digest].status == "unconfirmed" and "at most once" in rows[digest].last_error
@@ -45,9 +45,9 @@ def test_expired_leases_follow_the_kind_semantics(session) -> None:
 
 def test_results_only_touch_rows_still_owned(session) -> None:
     (row,) = make_rows(session, ["notice"])
-    outbox.claim(session, "old", T0, 1, 60)
+    outbox.claim(session, "old", T0, 1, 60, {"email"})
     outbox.mark_sending(session, [row], "old", T0, 60)
-    outbox.claim(session, "new", T0 + timedelta(seconds=61), 1, 60)
+    outbox.claim(session, "new", T0 + timedelta(seconds=61), 1, 60, {"email"})
     outbox.mark_sending(session, [row], "new", T0 + timedelta(seconds=61), 60)
     from service.channels import Result
 

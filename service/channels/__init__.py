@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.config import Settings
 
@@ -50,6 +50,7 @@ class Message:
     skeleton: Skeleton
     values: dict[str, str] = field(default_factory=dict)  # placeholder -> value
     custom_args: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # channel-specific (a Canvas course, sections...)
 
     def fill(self, text: str) -> str:
         if not self.values:
@@ -71,7 +72,11 @@ class Message:
 
 @dataclass(frozen=True)
 class Result:
-    """What happened to one message: ``status`` is sent, retry or failed."""
+    """What happened to one message: ``status`` is sent, retry, failed or paused.
+
+    ``paused`` means the channel is misconfigured (bad token, wrong course): the
+    message waits, unharmed, until an admin fixes the settings.
+    """
 
     status: str
     provider_id: str | None = None
@@ -89,6 +94,10 @@ class Result:
     @classmethod
     def failed(cls, error: str) -> Result:
         return cls("failed", error=error)
+
+    @classmethod
+    def paused(cls, error: str) -> Result:
+        return cls("paused", error=error)
 
 
 class Channel(Protocol):

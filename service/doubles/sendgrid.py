@@ -17,10 +17,9 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from service.doubles.http import BackgroundServer
+from service.doubles.http import BackgroundServer, FastHandler
 
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
@@ -167,12 +166,7 @@ def _expand(body: dict[str, Any], message_id: str):
             )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-        pass
-
+class _Handler(FastHandler):
     @property
     def double(self) -> SendGridDouble:
         return self.server.double  # type: ignore[attr-defined]
@@ -200,6 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fault.delay)
             if fault.drop:
                 self.close_connection = True
+                self.wfile.flush()
                 self.connection.shutdown(2)
                 return
             if fault.status:
