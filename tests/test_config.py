@@ -86,3 +86,12 @@ def test_cli_reports_bad_config_without_traceback(monkeypatch, capsys) -> None:
     assert code == 1
     assert "NUDGE_TIMEZONE: unknown timezone 'Nowhere/Land'" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_canvas_role_sections_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUDGE_CANVAS_ROLE_SECTIONS", "Coach:12,13; teacher:11")
+    assert load_settings().canvas_role_sections == {"coach": [12, 13], "teacher": [11]}
+    monkeypatch.setenv("NUDGE_CANVAS_ROLE_SECTIONS", "coach:twelve")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "NUDGE_CANVAS_ROLE_SECTIONS: 'coach:twelve' is not role:section_id,section_id" in str(info.value)
