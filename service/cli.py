@@ -256,6 +256,23 @@ def digest_preview(
         console.print(preview.message.text, markup=False, highlight=False)
 
 
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the web app: tracking links, acknowledge page, SendGrid webhook, /healthz, /metrics."""
+    import uvicorn
+
+    from service.web.app import create_app
+
+    rt = runtime(ctx)
+    web = create_app(rt.settings, rt.sessions())
+    console.print(f"Policy Nudge on http://{host}:{port} (tracking, webhook, /healthz, /metrics)")
+    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+
+
 def _canvas_api(settings: Settings):
     if not settings.canvas_enabled:
         raise NudgeError("Canvas is off: set CANVAS_API_URL, CANVAS_API_KEY and NUDGE_CANVAS_COURSE_IDS")

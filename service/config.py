@@ -6,6 +6,7 @@ web app and the jobs call :func:`load_settings` and hand the result down.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import NudgeError
+from service.signals import Rules
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -66,6 +68,9 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = Field(500, ge=1, le=1000)
     dispatch_lease_seconds: int = Field(300, ge=1)
     dispatch_max_attempts: int = Field(8, ge=1)
+    scanner_cidrs: Annotated[list[str], NoDecode] = []  # e.g. link-protection ranges of a mail filter
+    machine_seconds: float = Field(10.0, ge=0)  # opens/clicks sooner than this after delivery are machines
+    trust_proxy: bool = False  # take the client IP from X-Forwarded-For (behind a reverse proxy)
     tips_per_digest: int = Field(3, ge=1, le=10)
     digest_weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     digest_time: time = time(7, 30)
@@ -95,6 +100,19 @@ class Settings(BaseSettings):
             mapping[role.strip().lower()] = [int(n) for n in numbers]
         return mapping
 
+    @field_validator("scanner_cidrs", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        cidrs = [c.strip() for c in value.split(",") if c.strip()]
+        for cidr in cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR range like 40.92.0.0/15") from None
+        return cidrs
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -115,6 +133,9 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_weekday(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    def signal_rules(self) -> Rules:
+        return Rules.from_cidrs(self.scanner_cidrs, min_seconds_after_delivery=self.machine_seconds)
 
     @property
     def canvas_enabled(self) -> bool:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from typing import Any
+
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,3 +45,22 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 def is_postgres(session_or_engine: Session | Engine) -> bool:
     bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def insert_ignore(
+    session: Session, model: Any, rows: list[dict[str, Any]], conflict: list[str], returning: Any = None
+) -> list[Any]:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; returns what was inserted.
+
+    Idempotency lives in the database: a duplicate (by the ``conflict`` unique
+    key) is skipped, even when two workers race.
+    """
+    if not rows:
+        return []
+    insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    columns = returning if returning is not None else (model.__mapper__.primary_key[0],)
+    inserted: list[Any] = []
+    for start in range(0, len(rows), 5000):
+        statement = insert(model).on_conflict_do_nothing(index_elements=conflict).returning(*columns)
+        inserted.extend(session.execute(statement, rows[start : start + 5000]).all())
+    return inserted

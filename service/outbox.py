@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.channels import Result
+from service.db import insert_ignore
 from service.models import Delivery
 
 AT_MOST_ONCE = frozenset({"digest", "summary"})
@@ -36,19 +36,9 @@ UNCONFIRMED_NOTE = "dispatcher stopped during the send; not resent (at most once
 
 def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
     """Insert outbox rows, skipping any whose unique key exists; return (id, person_id) of new rows."""
-    if not rows:
-        return []
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    inserted: list[tuple[int, int]] = []
-    for start in range(0, len(rows), 5000):
-        statement = (
-            insert(Delivery)
-            .on_conflict_do_nothing(index_elements=["person_id", "kind", "period_key", "channel"])
-            .returning(Delivery.id, Delivery.person_id)
-        )
-        inserted.extend(session.execute(statement, rows[start : start + 5000]).tuples())
-    return inserted
+    inserted = insert_ignore(session, Delivery, rows, ["person_id", "kind", "period_key", "channel"],
+                             returning=(Delivery.id, Delivery.person_id))
+    return [tuple(row) for row in inserted]
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:

@@ -77,9 +77,12 @@ class TipBlock:
         return html, text
 
 
+def section_anchor(section: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-")
+
+
 def section_url(base_url: str, policy_slug: str, section: str) -> str:
-    anchor = re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-")
-    return f"{base_url}/policies/{policy_slug}#{anchor}"
+    return f"{base_url}/policies/{policy_slug}#{section_anchor(section)}"
 
 
 @lru_cache(maxsize=1)

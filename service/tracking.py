@@ -12,12 +12,15 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.models import AppSecret
+from service.db import insert_ignore
+from service.models import Acknowledgement, AppSecret, Delivery, EngagementEvent
+from service.signals import Rules, Verdict, classify, is_click_burst
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +108,95 @@ class Links:
 
 def make_links(session: Session, settings: Settings) -> Links:
     return Links(settings.base_url, Signer(signing_keys(session, settings)))
+
+
+# ------------------------------------------------------------------ recording signals
+
+
+def hash_ip(ip: str | None, key: str) -> str | None:
+    """Keyed hash: an IP can be compared with others, never read back."""
+    if not ip:
+        return None
+    return hmac.new(key.encode(), ip.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One request as seen by the tracking endpoints."""
+
+    method: str
+    user_agent: str | None
+    ip: str | None
+    ip_hash: str | None
+    at: datetime
+
+
+def _event(delivery: Delivery, kind: str, source: str, signal: Signal, verdict: Verdict, target: str | None = None
+           ) -> EngagementEvent:
+    return EngagementEvent(
+        delivery_id=delivery.id, person_id=delivery.person_id, kind=kind, source=source,
+        is_machine=verdict.is_machine, reason=verdict.reason, target=target,
+        user_agent=(signal.user_agent or "")[:500] or None, ip_hash=signal.ip_hash, at=signal.at,
+    )
+
+
+def record_open(session: Session, rules: Rules, delivery_id: int, signal: Signal) -> EngagementEvent | None:
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        return None
+    verdict = classify(rules, method=signal.method, user_agent=signal.user_agent, ip=signal.ip, at=signal.at,
+                       delivered_at=delivery.sent_at)
+    event = _event(delivery, "open", "pixel", signal, verdict)
+    session.add(event)
+    return event
+
+
+def record_click(session: Session, rules: Rules, delivery_id: int, target: str, signal: Signal
+                 ) -> EngagementEvent | None:
+    """A click; if it completes a burst over several links, the whole burst is a scanner's."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        return None
+    verdict = classify(rules, method=signal.method, user_agent=signal.user_agent, ip=signal.ip, at=signal.at,
+                       delivered_at=delivery.sent_at)
+    since = signal.at - timedelta(seconds=rules.burst_seconds)
+    recent = session.scalars(
+        select(EngagementEvent).where(EngagementEvent.delivery_id == delivery_id,
+                                      EngagementEvent.kind == "click", EngagementEvent.at >= since)
+    ).all()
+    if is_click_burst(rules, [(e.at, e.target or "") for e in recent], signal.at, target):
+        reason = f"clicked {len({e.target for e in recent} | {target})} links within {rules.burst_seconds:g}s"
+        verdict = Verdict(True, reason)
+        for earlier in recent:
+            earlier.is_machine, earlier.reason = True, reason
+    event = _event(delivery, "click", "link", signal, verdict, target)
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class AckResult:
+    recorded: bool  # False: this person had already acknowledged it
+    person_id: int
+
+
+def record_ack(session: Session, delivery: Delivery, subject: str, person_id: int, signal: Signal) -> AckResult:
+    """An explicit acknowledgement (a POST from the ack page's button). Idempotent."""
+    notice_id = int(subject.split(":", 1)[1]) if subject.startswith("notice:") else None
+    inserted = insert_ignore(
+        session, Acknowledgement,
+        [{"person_id": person_id, "subject": subject, "notice_id": notice_id, "delivery_id": delivery.id,
+          "at": signal.at}],
+        ["person_id", "subject"],
+    )
+    if inserted:
+        session.add(EngagementEvent(
+            delivery_id=delivery.id, person_id=person_id, kind="ack", source="ack_page", is_machine=False,
+            target=subject, user_agent=(signal.user_agent or "")[:500] or None, ip_hash=signal.ip_hash, at=signal.at,
+        ))
+    return AckResult(bool(inserted), person_id)
+
+
+def ack_subject(delivery_id: int, token_target: str) -> str:
+    """What an ack token acknowledges: a notice when it says so, else the delivery itself."""
+    return token_target if token_target.startswith("notice:") else f"delivery:{delivery_id}"

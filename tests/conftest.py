@@ -129,3 +129,51 @@ def add_people(factory, count: int, role: str = "teacher", prefix: str = "p") ->
     ]
     with factory() as s, s.begin():
         s.execute(Person.__table__.insert(), rows)
+
+
+class LiveServer:
+    """Runs an ASGI app with uvicorn in a thread on a free port (real HTTP for tests)."""
+
+    def __init__(self, app) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                                    access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def web_settings(settings: Settings, sendgrid_double) -> Settings:
+    return settings.model_copy(update={
+        "secret_key": SecretStr("new-key,old-key"),
+        "sendgrid_webhook_public_key": sendgrid_double.public_key,
+        "base_url": "http://nudge.test",
+    })
+
+
+@pytest.fixture
+def live(factory, web_settings):
+    from service.web.app import create_app
+
+    with LiveServer(create_app(web_settings, factory)) as server:
+        yield server

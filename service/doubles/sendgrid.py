@@ -12,12 +12,19 @@ Run alone: ``python -m service.doubles.sendgrid --port 3030 --api-key SG.test``.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from service.doubles.http import BackgroundServer, FastHandler
 
@@ -61,6 +68,44 @@ class SendGridDouble(BackgroundServer):
     def __post_init__(self) -> None:
         BackgroundServer.__init__(self, _Handler, self.host, self.port)
         self.lock = threading.Lock()
+        self.signing_key = ec.generate_private_key(ec.SECP256R1())
+
+    # ------------------------------------------------------------ event webhook
+
+    @property
+    def public_key(self) -> str:
+        """The verification key, as SendGrid shows it (base64 DER), for SENDGRID_WEBHOOK_PUBLIC_KEY."""
+        der = self.signing_key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(der).decode("ascii")
+
+    def sign(self, body: bytes, timestamp: str) -> str:
+        signature = self.signing_key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return base64.b64encode(signature).decode("ascii")
+
+    def events(self, kind: str, emails: list[ReceivedEmail], at: float | None = None, **extra: Any) -> list[dict[str, Any]]:
+        """Event Webhook events for accepted emails; custom_args come back as top-level fields."""
+        stamp = int(at if at is not None else time.time())
+        return [
+            {"email": e.to_email, "timestamp": stamp, "event": kind, "sg_event_id": secrets.token_urlsafe(16),
+             "sg_message_id": f"{e.message_id}.filter0001.{i}", **e.custom_args, **extra}
+            for i, e in enumerate(emails)
+        ]
+
+    def post_events(self, url: str, events: list[dict[str, Any]], *, timestamp: int | None = None,
+                    signature: str | None = None) -> tuple[int, dict[str, Any]]:
+        """POST a signed batch to a webhook URL as SendGrid does; returns (status, JSON answer)."""
+        body = json.dumps(events).encode()
+        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Content-Type": "application/json",
+            "X-Twilio-Email-Event-Webhook-Signature": signature or self.sign(body, stamp),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+        })
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
 
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each following request consumes one."""
@@ -225,6 +270,7 @@ def main() -> None:
     args = parser.parse_args()
     double = SendGridDouble(api_key=args.api_key, host=args.host, port=args.port)
     print(f"SendGrid double on {double.url} (key {args.api_key!r}); Ctrl-C stops it", flush=True)
+    print(f"webhook verification key: {double.public_key}", flush=True)
     try:
         double.server.serve_forever()
     except KeyboardInterrupt:

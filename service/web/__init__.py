@@ -1,0 +1,1 @@
+"""The web surface: tracking endpoints, the SendGrid webhook, health and metrics (FastAPI)."""
