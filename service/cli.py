@@ -261,6 +261,7 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Web worker processes (one per core is a good start).")] = 1,
 ) -> None:
     """Run the web app: tracking links, acknowledge page, SendGrid webhook, /healthz, /metrics."""
     import uvicorn
@@ -268,9 +269,14 @@ def serve(
     from service.web.app import create_app
 
     rt = runtime(ctx)
-    web = create_app(rt.settings, rt.sessions())
-    console.print(f"Policy Nudge on http://{host}:{port} (tracking, webhook, /healthz, /metrics)")
-    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+    factory = rt.sessions()
+    console.print(f"Policy Nudge on http://{host}:{port} with {workers} worker(s) "
+                  "(tracking, webhook, /healthz, /metrics)")
+    if workers > 1:  # each worker process builds its own app from the environment
+        uvicorn.run("service.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", access_log=False)
+    else:
+        uvicorn.run(create_app(rt.settings, factory), host=host, port=port, log_level="warning", access_log=False)
 
 
 def _canvas_api(settings: Settings):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -60,7 +61,9 @@ class Rules:
         return cls(scanner_networks=tuple(ipaddress.ip_network(c, strict=False) for c in cidrs), **kwargs)
 
 
+@lru_cache(maxsize=8192)
 def by_user_agent(user_agent: str | None) -> Verdict:
+    """Cached: a school's staff use a handful of mail clients, so the same strings recur."""
     agent = (user_agent or "").strip()
     if not agent:
         return Verdict(True, "no user agent")

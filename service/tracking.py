@@ -140,17 +140,6 @@ def _event(delivery: Delivery, kind: str, source: str, signal: Signal, verdict: 
     )
 
 
-def record_open(session: Session, rules: Rules, delivery_id: int, signal: Signal) -> EngagementEvent | None:
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None:
-        return None
-    verdict = classify(rules, method=signal.method, user_agent=signal.user_agent, ip=signal.ip, at=signal.at,
-                       delivered_at=delivery.sent_at)
-    event = _event(delivery, "open", "pixel", signal, verdict)
-    session.add(event)
-    return event
-
-
 def record_click(session: Session, rules: Rules, delivery_id: int, target: str, signal: Signal
                  ) -> EngagementEvent | None:
     """A click; if it completes a burst over several links, the whole burst is a scanner's."""

@@ -42,7 +42,9 @@ def local(url: str, live) -> str:
     return url.replace("http://nudge.test", live.url)
 
 
-def events(factory) -> list[EngagementEvent]:
+def events(factory, live=None) -> list[EngagementEvent]:
+    if live is not None:
+        live.app.state.opens.flush()  # opens are written in batches
     with factory() as s:
         return list(s.scalars(select(EngagementEvent).order_by(EngagementEvent.id)))
 
@@ -63,7 +65,7 @@ def test_pixel_records_an_open_and_always_answers_a_gif(factory, sent, links, li
                 local(links.pixel(delivery), live).replace(".gif", "x.gif")):
         answer = httpx.get(bad if bad.startswith("http") else live.url + bad, headers=HUMAN)
         assert (answer.status_code, answer.content) == (200, good.content)  # no oracle
-    stored = events(factory)
+    stored = events(factory, live)
     assert [(e.kind, e.is_machine, e.delivery_id) for e in stored] == [("open", False, delivery)]
     assert stored[0].ip_hash and "127.0.0.1" not in stored[0].ip_hash
 
@@ -72,7 +74,7 @@ def test_proxy_and_head_requests_are_machine_opens(factory, sent, links, live) -
     url = local(links.pixel(sent["chloe.martin@example.org"]), live)
     httpx.get(url, headers={"User-Agent": "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"})
     httpx.head(url, headers=HUMAN)
-    assert [(e.is_machine, e.reason) for e in events(factory)] == [
+    assert [(e.is_machine, e.reason) for e in events(factory, live)] == [
         (True, "Gmail image proxy"), (True, "HEAD request")]
 
 
@@ -150,6 +152,7 @@ def test_health_metrics_and_policy_page(factory, sent, links, live) -> None:
         import_version(s, REPO / "content" / "policies" / "social-media-v1.txt", slug="social-media", label="1")
     assert httpx.get(f"{live.url}/healthz").json() == {"status": "ok", "database": "ok"}
     httpx.get(local(links.pixel(sent["chloe.martin@example.org"]), live), headers=HUMAN)
+    live.app.state.opens.flush()
     metrics = httpx.get(f"{live.url}/metrics").text
     assert 'nudge_tracking_signals_total{kind="open",machine="false"} 1.0' in metrics
     policy = httpx.get(f"{live.url}/policies/social-media")
@@ -195,3 +198,22 @@ def test_without_a_configured_key_one_is_generated_once(session, settings, caplo
     assert first == second and len(first[0]) >= 32
     assert len(session.scalars(select(AppSecret)).all()) == 1
     assert "NUDGE_SECRET_KEY is not set" in caplog.text
+
+
+def test_queued_opens_survive_a_failed_write_and_are_written_on_stop(factory, sent, web_settings) -> None:
+    from service.web.opens import OpenRecorder, PendingOpen
+
+    recorder = OpenRecorder(factory, web_settings.signal_rules(), interval=60)
+    delivery = sent["chloe.martin@example.org"]
+    recorder.queue.append(PendingOpen(delivery, "GET", CHROME, "198.51.100.1", "h", utcnow()))
+    original = recorder._write
+    recorder._write = lambda batch: (_ for _ in ()).throw(RuntimeError("database restarting"))
+    with pytest.raises(RuntimeError):
+        recorder.flush()
+    assert len(recorder.queue) == 1  # kept for the next try
+    recorder._write = original
+    recorder.add(PendingOpen(delivery, "GET", CHROME, "198.51.100.1", "h", utcnow()))
+    recorder.add(PendingOpen(999999, "GET", CHROME, "198.51.100.1", "h", utcnow()))  # no such delivery
+    recorder.stop()
+    assert recorder.written == 2 and not recorder.queue
+    assert [(e.kind, e.is_machine) for e in events(factory)] == [("open", False), ("open", False)]

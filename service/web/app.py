@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
@@ -26,23 +26,19 @@ from service.roster import normalize_email
 from service.tracking import (
     ACK,
     CLICK,
-    OPEN,
     Signal,
     Signer,
     ack_subject,
     hash_ip,
     record_ack,
     record_click,
-    record_open,
     signing_keys,
 )
 from service.web.metrics import Metrics
+from service.web.opens import NO_STORE, OpenRecorder, PixelMiddleware
 
 log = logging.getLogger(__name__)
 
-PIXEL = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
-         b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
-NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, private", "Pragma": "no-cache"}
 
 
 def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
@@ -58,8 +54,27 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
     rules = settings.signal_rules()
     verifier = webhook.Verifier(settings.sendgrid_webhook_public_key)
     metrics = Metrics()
-    app = FastAPI(title="Policy Nudge", version="1", docs_url=None, redoc_url=None)
-    app.state.settings, app.state.factory, app.state.metrics = settings, factory, metrics
+    def counted(rows: list[dict]) -> None:
+        for row in rows:
+            metrics.signals.labels("open", str(row["is_machine"]).lower()).inc()
+
+    opens = OpenRecorder(factory, rules, on_written=counted)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        opens.start()
+        yield
+        opens.stop()  # write what is queued before the process ends
+
+    app = FastAPI(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.settings, app.state.factory, app.state.metrics, app.state.opens = settings, factory, metrics, opens
+
+    def counted_open(valid: bool) -> None:
+        if not valid:
+            metrics.invalid_tokens.labels("pixel").inc()
+
+    app.add_middleware(PixelMiddleware, signer=signer, recorder=opens, ip_key=keys[0],
+                       trust_proxy=settings.trust_proxy, on_open=counted_open)
 
     @contextmanager
     def unit_of_work() -> Iterator[Session]:
@@ -71,18 +86,6 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
         if settings.trust_proxy and request.headers.get("x-forwarded-for"):
             ip = request.headers["x-forwarded-for"].split(",")[0].strip()
         return Signal(request.method, request.headers.get("user-agent"), ip, hash_ip(ip, keys[0]), utcnow())
-
-    @app.api_route("/o/{token}.gif", methods=["GET", "HEAD"], include_in_schema=True)
-    def open_pixel(token: str, request: Request) -> Response:
-        data = signer.verify(token)
-        if data is not None and data.kind == OPEN:
-            with unit_of_work() as session:
-                event = record_open(session, rules, data.delivery_id, signal_of(request))
-            if event is not None:
-                metrics.signals.labels("open", str(event.is_machine).lower()).inc()
-        else:
-            metrics.invalid_tokens.labels("pixel").inc()
-        return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
     @app.api_route("/c/{token}", methods=["GET", "HEAD"])
     def click(token: str, request: Request) -> Response:
