@@ -87,7 +87,8 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
             ip = request.headers["x-forwarded-for"].split(",")[0].strip()
         return Signal(request.method, request.headers.get("user-agent"), ip, hash_ip(ip, keys[0]), utcnow())
 
-    @app.api_route("/c/{token}", methods=["GET", "HEAD"])
+    @app.get("/c/{token}")
+    @app.head("/c/{token}", include_in_schema=False)  # scanners' HEADs are recorded as machine clicks
     def click(token: str, request: Request) -> Response:
         data = signer.verify(token)
         if data is None or data.kind != CLICK or not data.target.startswith(("https://", "http://")):
