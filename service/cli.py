@@ -114,6 +114,11 @@ def status(ctx: typer.Context) -> None:
         for kind, machine, count in summary.engagement:
             events.add_row(kind, "yes" if machine else "no", str(count))
         console.print(events)
+    if summary.undeliverable:
+        bad = Table("email", "reason", title="Undeliverable (excluded from 'never engaged')")
+        for email, reason in summary.undeliverable:
+            bad.add_row(email, reason or "")
+        console.print(bad)
 
 
 @roster_app.command("import")
@@ -130,6 +135,17 @@ def roster_import(
             session.rollback()
     counts = ", ".join(f"{k} {v}" for k, v in plan.counts().items())
     console.print(f"{'would import' if dry_run else 'imported'} {file}: {counts}")
+
+
+@roster_app.command("clear-undeliverable")
+def roster_clear_undeliverable(
+    ctx: typer.Context, email: Annotated[str, typer.Argument(help="The person's email.")]
+) -> None:
+    """Clear a person's undeliverable flag (after fixing their address or mailbox)."""
+    with transaction(runtime(ctx).sessions()) as session:
+        if not roster.clear_undeliverable(session, email):
+            raise NudgeError(f"no person with email {email!r}")
+    console.print(f"{email}: deliverable again")
 
 
 @content_app.command("import")

@@ -18,6 +18,7 @@ class Status:
     policies: list[tuple[str, str, int, str | None]]  # slug, title, versions, latest label
     deliveries: list[tuple[str, str, int]]  # kind, status, count
     engagement: list[tuple[str, bool, int]]  # kind, is_machine, count
+    undeliverable: list[tuple[str, str | None]]  # email, reason
 
 
 def status_summary(session: Session) -> Status:
@@ -87,4 +88,11 @@ def status_summary(session: Session) -> Status:
             .order_by(EngagementEvent.kind, EngagementEvent.is_machine)
         ).tuples()
     )
-    return Status(people_by_role, teams, tips_by_section, policies, deliveries, engagement)
+    undeliverable = list(
+        session.execute(
+            select(Person.email, Person.undeliverable_reason)
+            .where(Person.active.is_(True), Person.undeliverable_since.is_not(None))
+            .order_by(Person.email)
+        ).tuples()
+    )
+    return Status(people_by_role, teams, tips_by_section, policies, deliveries, engagement, undeliverable)

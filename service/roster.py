@@ -249,3 +249,12 @@ def import_roster(
     session.flush()
     return plan
 
+
+
+def clear_undeliverable(session: Session, email: str) -> bool:
+    person = session.scalar(select(Person).where(Person.email == normalize_email(email)))
+    if person is None:
+        return False
+    person.undeliverable_since = None
+    person.undeliverable_reason = None
+    return True

@@ -75,3 +75,19 @@ def test_winter_break_week_sends_nothing(cli_env, capsys) -> None:
         assert run_cli(capsys, *step)[0] == 0
     code, out, _ = run_cli(capsys, "digest", "send", "--week", "2026-W53")
     assert code == 0 and "composed 0 digest(s)" in out and "Winter break 2026" in out
+
+
+def test_status_lists_undeliverable_people_and_admins_can_clear_them(cli_env, capsys, session) -> None:
+    from service.models import Person, utcnow
+
+    assert run_cli(capsys, "roster", "import", str(CONTENT / "sample_roster.csv"))[0] == 0
+    person = session.query(Person).filter_by(email="sam.whitfield@example.org").one()
+    person.undeliverable_since, person.undeliverable_reason = utcnow(), "bounce: 550 user unknown"
+    session.commit()
+    code, out, _ = run_cli(capsys, "status")
+    assert "Undeliverable" in out and "sam.whitfield@example.org" in out
+    code, out, _ = run_cli(capsys, "roster", "clear-undeliverable", "Sam.Whitfield@example.org")
+    assert code == 0
+    session.expire_all()
+    assert person.undeliverable_since is None
+    assert run_cli(capsys, "roster", "clear-undeliverable", "nobody@example.org")[0] == 1
