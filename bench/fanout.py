@@ -20,33 +20,23 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import fresh_database  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
 from service.content import import_pack  # noqa: E402
-from service.db import make_engine, make_sessionmaker  # noqa: E402
+from service.db import make_sessionmaker  # noqa: E402
 from service.digest import SchoolCalendar, compose, rotation_order, tip_catalogue  # noqa: E402
 from service.dispatch import Dispatcher  # noqa: E402
 from service.doubles.sendgrid import SendGridDouble  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
-from service.models import Base, Person, utcnow  # noqa: E402
+from service.models import Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
 from service.rendering import template_env  # noqa: E402
 
 WEEK = "2026-W50"
 NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
 ROLES = ("teacher", "teacher", "teacher", "staff", "coach", "administrator")
-
-
-def fresh_database(url: str):
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    else:
-        Base.metadata.drop_all(engine)
-    upgrade(engine)
-    return engine
 
 
 def add_people(factory, count: int) -> None:

@@ -26,18 +26,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, fresh_database  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
 from service.content import import_pack  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402
 from service.digest import SchoolCalendar, compose  # noqa: E402
 from service.dispatch import Dispatcher  # noqa: E402
-from service.migrate import upgrade  # noqa: E402
-from service.models import Base, Delivery, EngagementEvent, Person, utcnow  # noqa: E402
+from service.models import Delivery, EngagementEvent, Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
 from service.tracking import Links, Signer  # noqa: E402
 from service.web.opens import PIXEL  # noqa: E402
@@ -85,13 +85,7 @@ def ab(url: str, requests: int, concurrency: int) -> tuple[float, int, int]:
 
 def prepare(url: str) -> int:
     """A migrated database with one sent digest; returns its delivery id."""
-    engine = make_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    else:
-        Base.metadata.drop_all(engine)
-    upgrade(engine)
+    engine = fresh_database(url)
     factory = make_sessionmaker(engine)
     past = utcnow() - timedelta(hours=1)
     with factory() as s, s.begin():

@@ -143,14 +143,7 @@ def test_every_row_problem_is_reported_at_once_with_its_line(session, tmp_path) 
     )
 
 
-FIVE_KINDS = (
-    "boss@x.org,Boss,administrator,,,,\n"            # line 2: fine
-    "not-an-email,Ann,teacher,,boss@x.org,,\n"      # line 3: bad email
-    "BOSS@x.org,Boss Two,teacher,,,,\n"             # line 4: duplicate (case-insensitive)
-    "c@x.org,,teacher,,boss@x.org,,\n"              # line 5: empty name
-    "d@x.org,Dee,teacher,,boss@x.org,Mars/Base,\n"  # line 6: unknown timezone
-    "e@x.org,Eve,teacher,,ghost@x.org,,\n"          # line 7: unknown supervisor
-)
+FIVE_KINDS = "".join(BAD_ROWS.splitlines(keepends=True)[:6])  # lines 2-7: five kinds of error
 
 
 def test_supervisor_problems_are_reported_with_lines(session, tmp_path) -> None:

@@ -1,0 +1,29 @@
+"""Shared set-up for the benchmarks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, text  # noqa: E402
+
+from service.db import make_engine  # noqa: E402
+from service.migrate import upgrade  # noqa: E402
+from service.models import Base  # noqa: E402
+
+
+def fresh_database(url: str) -> Engine:
+    """An empty database at ``url`` with the schema built by the migrations."""
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    else:
+        Base.metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(engine)
+    return engine
