@@ -163,7 +163,8 @@ def _add_post(
     try:
         with session.begin_nested():
             delivery = Delivery(
-                person_id=None, kind=kind, period_key=period, channel=CHANNEL, status="pending", subject=subject,
+                person_id=None, recipient=f"course:{course_id}", kind=kind, period_key=period, channel=CHANNEL,
+                status="pending", subject=subject,
                 payload={**payload, "course_id": course_id, "marker": marker}, next_attempt_at=now, created_at=now,
             )
             if tip is not None:

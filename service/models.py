@@ -189,12 +189,15 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("person_id", "kind", "period_key", "channel"),
+        UniqueConstraint("recipient", "kind", "period_key", "channel"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # None for a post to a shared place (a Canvas course); its key is in canvas_announcements
+    # a delivery goes to a person, or (person None) to a ``recipient`` outside the roster:
+    # "course:101" (a Canvas post) or "admin:it@example.org" (the admin address)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    recipient: Mapped[str | None] = mapped_column(String(320))
     kind: Mapped[str] = mapped_column(String(32))  # digest, notice, reminder, nudge, escalation, summary
     period_key: Mapped[str] = mapped_column(String(64))  # e.g. 2026-W48, notice:7:d-2
     channel: Mapped[str] = mapped_column(String(32))  # email (backend chosen by settings) or canvas

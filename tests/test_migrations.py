@@ -26,3 +26,20 @@ def test_an_unmigrated_database_gets_a_clear_message(tmp_path) -> None:
         raise AssertionError("expected NudgeError")
     finally:
         empty.dispose()
+
+
+def test_migrations_downgrade_and_upgrade_again(tmp_path) -> None:
+    from alembic import command
+
+    from service.migrate import alembic_config, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'roundtrip.db'}")
+    upgrade(engine)
+    cfg = alembic_config(str(engine.url))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
