@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rich.progress import Progress
 
-from service import canvas, content, digest, migrate, outbox, policies, roster
+from service import canvas, content, digest, escalation, migrate, outbox, policies, roster
 from service.channels.canvas import CanvasConfigError, api_from_settings
 from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
@@ -270,6 +272,43 @@ def digest_preview(
     else:
         console.print(f"Subject: {preview.message.subject}\n", markup=False)
         console.print(preview.message.text, markup=False, highlight=False)
+
+
+@app.command()
+def escalate(
+    ctx: typer.Context,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Run as of this date (YYYY-MM-DD), noon local.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; record and send nothing.")] = False,
+) -> None:
+    """One reminder and escalation pass, then send what it queued."""
+    rt = runtime(ctx)
+    moment = utcnow()
+    if as_of is not None:
+        try:
+            day = date.fromisoformat(as_of)
+        except ValueError:
+            raise NudgeError(f"--as-of {as_of!r} is not a date like 2026-12-01") from None
+        moment = datetime.combine(day, time(12), ZoneInfo(rt.settings.timezone)).astimezone(UTC)
+    factory = rt.sessions()
+    with transaction(factory) as session:
+        result = escalation.run_pass(session, rt.settings, moment)
+        if dry_run:
+            session.rollback()
+    verb = "would" if dry_run else "did"
+    if result.paused:
+        console.print(result.paused)
+    console.print(f"escalation pass ({verb}): {len(result.reminders)} reminder(s), {len(result.nudges)} nudge(s), "
+                  f"{len(result.escalated)} escalation(s), {len(result.resolved)} resolved, "
+                  f"{len(result.emails)} email(s) queued")
+    for email, reason, level, told in result.escalated:
+        console.print(f"  escalate {email}: {reason}, level {level} -> {told or 'nobody (no admin address)'}",
+                      markup=False)
+    for email, reason, why in result.resolved:
+        console.print(f"  resolved {email}: {reason} ({why})", markup=False)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if not dry_run and result.emails:
+        _dispatch(rt.settings, factory)
 
 
 @app.command()

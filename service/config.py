@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     scanner_cidrs: Annotated[list[str], NoDecode] = []  # e.g. link-protection ranges of a mail filter
     machine_seconds: float = Field(10.0, ge=0)  # opens/clicks sooner than this after delivery are machines
     trust_proxy: bool = False  # take the client IP from X-Forwarded-For (behind a reverse proxy)
+    notice_due_days: int = Field(14, ge=1)
+    reminder_days: Annotated[list[int], NoDecode] = [7, 2, 0]  # reminders this many days before the due date
+    escalation_step_days: int = Field(7, ge=1)  # supervisor -> their supervisor -> admin
+    never_engaged_digests: int = Field(4, ge=1)  # K delivered digests without a human signal
+    never_engaged_grace_digests: int = Field(2, ge=1)  # after the nudge, before the supervisor hears
+    new_hire_days: int = Field(14, ge=0)
     tips_per_digest: int = Field(3, ge=1, le=10)
     digest_weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     digest_time: time = time(7, 30)
@@ -99,6 +105,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not role:section_id,section_id")
             mapping[role.strip().lower()] = [int(n) for n in numbers]
         return mapping
+
+    @field_validator("reminder_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not all(p.isdigit() for p in parts):
+            raise ValueError(f"{value!r} is not a list of whole days like 7,2,0")
+        return sorted({int(p) for p in parts}, reverse=True)
 
     @field_validator("scanner_cidrs", mode="before")
     @classmethod

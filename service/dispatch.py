@@ -18,7 +18,7 @@ from service.channels import Channel, Message, Result, email_channel
 from service.config import Settings
 from service.db import transaction
 from service.models import Delivery, DeliveryItem, Tip, utcnow
-from service.rendering import DigestRenderer
+from service.rendering import DigestRenderer, LetterRenderer
 from service.tracking import make_links
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,15 @@ class Dispatcher:
         with transaction(factory) as session:
             links = make_links(session, settings)
         self.digests = DigestRenderer(settings.base_url, settings.organisation, links)
+        self.letters = LetterRenderer(settings.base_url, settings.organisation, links)
         self.canvas_posts = canvas.CanvasRenderer(settings.base_url, links)
 
     def _renderer(self, delivery: Delivery):
         if delivery.channel == canvas.CHANNEL:
             return self.canvas_posts
-        return self.digests if delivery.kind == "digest" else None
+        if delivery.kind == "digest":
+            return self.digests
+        return self.letters if delivery.kind in self.letters.kinds else None
 
     def active_channels(self, session: Session) -> set[str]:
         names = set(self.channels)

@@ -183,3 +183,69 @@ class DigestRenderer:
         if not tips:
             raise ValueError("a digest without tips")
         return self.message(delivery.id, delivery.person, tips, delivery.subject, delivery.payload["week"])
+
+
+class LetterRenderer:
+    """Emails written to one person from their own template: reminder, nudge, escalation, notice."""
+
+    kinds = frozenset({"reminder", "nudge", "escalation"})
+
+    def __init__(self, base_url: str, organisation: str, links: Links):
+        self.base_url = base_url
+        self.organisation = organisation
+        self.links = links
+
+    def render(self, delivery: Delivery) -> Message:
+        person = delivery.person
+        to_email = person.email if person else delivery.payload["to_email"]
+        context: dict[str, object] = {
+            "organisation": self.organisation,
+            "subject": delivery.subject,
+            "headline": delivery.subject,
+            "preheader": delivery.subject,
+            "first_name": first_name(person.name) if person else "there",
+            "pixel": None,
+            "css": Markup(email_css()),
+        }
+        context |= getattr(self, f"_{delivery.kind}")(delivery)
+        env = template_env()
+        html = css_inline.CSSInliner(keep_style_tags=False).inline(
+            env.get_template(f"email/{delivery.kind}.html.j2").render(context)
+        )
+        text = env.get_template(f"email/{delivery.kind}.txt.j2").render(context)
+        return Message(
+            delivery_id=delivery.id, kind=delivery.kind, to_email=to_email, to_name=person.name if person else "",
+            skeleton=Skeleton(subject=delivery.subject, html=html, text=text),
+            custom_args={"delivery_id": str(delivery.id), "kind": delivery.kind},
+        )
+
+    def _notice_context(self, delivery: Delivery) -> dict[str, object]:
+        notice = next(item.notice for item in delivery.items if item.notice is not None)
+        version = notice.policy_version
+        return {
+            "policy_title": version.policy.title,
+            "version": version.label,
+            "due_on": f"{notice.due_on.day} {notice.due_on:%B %Y}",
+            "summary": Markup(nh3.clean(notice.summary, tags={"p", "ul", "li", "strong", "em", "mark", "del", "ins"})),
+            "ack_url": self.links.ack(delivery.id, f"notice:{notice.id}"),
+            "policy_link": self.links.click(delivery.id, f"{self.base_url}/policies/{version.policy.slug}"),
+            "pixel": self.links.pixel(delivery.id),
+        }
+
+    def _reminder(self, delivery: Delivery) -> dict[str, object]:
+        return self._notice_context(delivery) | {"days_left": int(delivery.payload.get("days_left", 0))}
+
+    def _nudge(self, delivery: Delivery) -> dict[str, object]:
+        tips = [
+            {"title": t.title, "body_html": render_markdown(t.body), "body_text": " ".join(t.body.split()),
+             "section": t.section, "refs": [r for r in t.refs if r != t.section]}
+            for t in (item.tip for item in delivery.items) if t is not None
+        ]
+        return {"tips": tips, "ack_url": self.links.ack(delivery.id), "pixel": self.links.pixel(delivery.id),
+                "headline": "A few reminders you may have missed"}
+
+    def _escalation(self, delivery: Delivery) -> dict[str, object]:
+        payload = delivery.payload
+        return {"attention": payload.get("attention", []), "resolved": payload.get("resolved", []),
+                "undeliverable": payload.get("undeliverable", []), "admin": delivery.person is None,
+                "headline": "Your team and our staff guidelines" if delivery.person else "People who need attention"}

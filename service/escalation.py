@@ -1,0 +1,352 @@
+"""Nudges and escalation: reminders for unacknowledged notices, "never engages", up the chain.
+
+Calm by design: every step is a row in ``escalations`` (who, why, level, who
+was told, when, resolved when), so a second pass on the same day sends
+nothing new; a supervisor gets at most one escalation email a week listing
+everyone who needs attention (and who has since engaged); nothing is sent
+when there is nothing to say. Levels: 0 the person (reminder or nudge),
+1 their nearest active supervisor, 2 the next active one up, 3 the admin
+address. A person with no (active) supervisor goes straight to the admin.
+
+The clock pauses in school breaks: days inside the calendar's blackouts do
+not count towards any threshold, and no new step is taken during a break.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service import digest
+from service.config import Settings
+from service.db import insert_ignore
+from service.models import (
+    Acknowledgement,
+    Delivery,
+    DeliveryItem,
+    EngagementEvent,
+    Escalation,
+    Notice,
+    Person,
+)
+
+log = logging.getLogger(__name__)
+
+HUMAN_KINDS = ("open", "click", "ack", "canvas_read")
+NOTICE_REMINDER, NOTICE_OVERDUE, NEVER_ENGAGED = "notice_reminder", "notice_overdue", "never_engaged"
+ADMIN_LEVEL = 3
+
+
+@dataclass
+class PassResult:
+    reminders: list[tuple[str, int, int]] = field(default_factory=list)  # email, notice id, days before due
+    nudges: list[str] = field(default_factory=list)
+    escalated: list[tuple[str, str, int, str | None]] = field(default_factory=list)  # email, reason, level, told
+    resolved: list[tuple[str, str, str]] = field(default_factory=list)  # email, reason, why
+    emails: list[tuple[str, str]] = field(default_factory=list)  # kind, recipient
+    paused: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Staff:
+    """Everyone, loaded once: the chain walks and exclusions need no further queries."""
+
+    people: dict[int, Person]
+
+    def chain_target(self, person: Person, level: int) -> Person | None:
+        """The ``level``-th active supervisor above ``person`` (inactive ones are skipped)."""
+        current, found = person, 0
+        seen = {person.id}
+        while current.supervisor_id is not None and current.supervisor_id not in seen:
+            current = self.people[current.supervisor_id]
+            seen.add(current.id)
+            if current.active:
+                found += 1
+                if found == level:
+                    return current
+        return None
+
+
+def paused_days(calendar: digest.SchoolCalendar, start: date, end: date) -> int:
+    """Days in [start, end) that fall in a school break."""
+    days = 0
+    for blackout in calendar.blackouts:
+        first, last = max(start, blackout.start), min(end - timedelta(days=1), blackout.end)
+        if first <= last:
+            days += (last - first).days + 1
+    return days
+
+
+class Pass:
+    """One reminder/escalation pass as of a moment. Call :meth:`run`; the caller commits."""
+
+    def __init__(self, session: Session, settings: Settings, as_of: datetime, calendar: digest.SchoolCalendar):
+        self.session, self.settings, self.as_of, self.calendar = session, settings, as_of, calendar
+        self.zone = ZoneInfo(settings.timezone)
+        self.today = as_of.astimezone(self.zone).date()
+        self.week = digest.week_key(self.today)
+        self.result = PassResult()
+        self.staff = Staff({p.id: p for p in session.scalars(select(Person))})
+        self.open_rows: dict[tuple[int, str, str, int], Escalation] = {}
+        self.all_rows: set[tuple[int, str, str, int]] = set()
+        for row in session.scalars(select(Escalation)):
+            key = (row.person_id, row.reason, row.subject, row.level)
+            self.all_rows.add(key)
+            if row.resolved_at is None:
+                self.open_rows[key] = row
+
+    # ------------------------------------------------------------ helpers
+
+    def elapsed(self, since: datetime | date) -> int:
+        """School days since a moment: calendar days minus days in breaks."""
+        start = since.astimezone(self.zone).date() if isinstance(since, datetime) else since
+        return (self.today - start).days - paused_days(self.calendar, start, self.today)
+
+    def eligible(self, person: Person) -> bool:
+        if not person.active or person.undeliverable_since is not None:
+            return False
+        return self.as_of - person.joined_at >= timedelta(days=self.settings.new_hire_days)
+
+    def step(self, person: Person, reason: str, subject: str, level: int) -> Escalation | None:
+        """Record one rung unless it exists already (idempotent); returns the new row."""
+        key = (person.id, reason, subject, level)
+        if key in self.all_rows:
+            return None
+        told_person = self.staff.chain_target(person, level) if 1 <= level < ADMIN_LEVEL else None
+        told_email = person.email if level == 0 else (told_person.email if told_person else self.settings.admin_email)
+        if level >= 1 and told_person is None and not self.settings.admin_email:
+            self.result.warnings.append(f"{person.email}: no supervisor above level {level} and NUDGE_ADMIN_EMAIL "
+                                        "is not set; nobody can be told")
+        row = Escalation(person_id=person.id, reason=reason, subject=subject, level=level,
+                         notified_person_id=person.id if level == 0 else (told_person.id if told_person else None),
+                         notified_email=told_email, opened_at=self.as_of,
+                         notified_at=self.as_of if level == 0 else None)
+        self.session.add(row)
+        self.all_rows.add(key)
+        self.open_rows[key] = row
+        if level >= 1:
+            self.result.escalated.append((person.email, reason, level, told_email))
+        return row
+
+    def resolve(self, person: Person, reason: str, subject_prefix: str, why: str) -> None:
+        for key, row in list(self.open_rows.items()):
+            if key[0] == person.id and key[1] == reason and key[2].startswith(subject_prefix):
+                row.resolved_at, row.resolution = self.as_of, why
+                del self.open_rows[key]
+                if row.level >= 1 or reason == NEVER_ENGAGED:
+                    self.result.resolved.append((person.email, reason, why))
+
+    def climb(self, person: Person, reason: str, subject: str) -> None:
+        """Levels 2 and 3 follow level 1 after ``escalation_step_days`` school days each."""
+        for level in (2, ADMIN_LEVEL):
+            below = self.open_rows.get((person.id, reason, subject, level - 1))
+            if below is None or self.elapsed(below.opened_at) < self.settings.escalation_step_days:
+                return
+            self.step(person, reason, subject, level)
+
+    # ------------------------------------------------------------ notices
+
+    def notices(self) -> None:
+        acknowledged = set(self.session.execute(
+            select(Acknowledgement.person_id, Acknowledgement.notice_id).where(Acknowledgement.notice_id.is_not(None))
+        ).tuples())
+        recipients = self.session.execute(
+            select(DeliveryItem.notice_id, Delivery.person_id).join(Delivery)
+            .where(DeliveryItem.notice_id.is_not(None), Delivery.kind == "notice", Delivery.person_id.is_not(None),
+                   Delivery.status != "failed").distinct()
+        ).tuples().all()
+        by_notice: dict[int, set[int]] = defaultdict(set)
+        for notice_id, person_id in recipients:
+            by_notice[notice_id].add(person_id)
+        for notice in self.session.scalars(select(Notice).where(Notice.id.in_(by_notice))):
+            subject = f"notice:{notice.id}"
+            school_today = notice.created_at.astimezone(self.zone).date() + timedelta(days=self.elapsed(notice.created_at))
+            for person_id in sorted(by_notice[notice.id]):
+                person = self.staff.people[person_id]
+                if (person_id, notice.id) in acknowledged:
+                    self.resolve(person, NOTICE_REMINDER, subject, "acknowledged")
+                    self.resolve(person, NOTICE_OVERDUE, subject, "acknowledged")
+                    continue
+                if not self.eligible(person):
+                    continue
+                if school_today > notice.due_on:
+                    self.step(person, NOTICE_OVERDUE, subject, 1)
+                    self.climb(person, NOTICE_OVERDUE, subject)
+                    continue
+                due_in = (notice.due_on - school_today).days
+                passed = [d for d in self.settings.reminder_days if due_in <= d]
+                if passed:  # only the latest reminder due; earlier ones missed are not sent late
+                    days = min(passed)
+                    row = self.step(person, NOTICE_REMINDER, f"{subject}:d{days}", 0)
+                    if row is not None:
+                        self.reminder_email(person, notice, days)
+
+    def reminder_email(self, person: Person, notice: Notice, days: int) -> None:
+        self.result.reminders.append((person.email, notice.id, days))
+        self.outbox(person, None, "reminder", f"notice:{notice.id}:d{days}",
+                    f"Reminder: please confirm the updated {notice.policy_version.policy.title}",
+                    {"notice_id": notice.id, "due_on": notice.due_on.isoformat(), "days_left": days},
+                    notice_ids=[notice.id])
+
+    # ------------------------------------------------------------ never engaged
+
+    def never_engaged(self) -> None:
+        k = self.settings.never_engaged_digests
+        ranked = (
+            select(Delivery.person_id, Delivery.id, Delivery.sent_at,
+                   func.row_number().over(partition_by=Delivery.person_id, order_by=Delivery.sent_at.desc())
+                   .label("rank"))
+            .where(Delivery.kind == "digest", Delivery.status == "sent", Delivery.person_id.is_not(None))
+            .subquery()
+        )
+        recent: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+        for person_id, delivery_id, sent_at in self.session.execute(
+            select(ranked.c.person_id, ranked.c.id, ranked.c.sent_at).where(ranked.c.rank <= k + 32)
+            .order_by(ranked.c.person_id, ranked.c.sent_at.desc())
+        ):
+            recent[person_id].append((delivery_id, sent_at))
+        last_human = dict(self.session.execute(
+            select(EngagementEvent.person_id, func.max(EngagementEvent.at))
+            .where(EngagementEvent.is_machine.is_(False), EngagementEvent.kind.in_(HUMAN_KINDS),
+                   EngagementEvent.person_id.is_not(None))
+            .group_by(EngagementEvent.person_id)
+        ).tuples().all())
+        episodes: dict[int, Escalation] = {
+            key[0]: row for key, row in self.open_rows.items() if key[1] == NEVER_ENGAGED and key[3] == 0
+        }
+        for person in self.staff.people.values():
+            episode = episodes.get(person.id)
+            if episode is not None:
+                since = datetime.fromisoformat(episode.subject.removeprefix("since:"))
+                human = last_human.get(person.id)
+                if human is not None and human > since:
+                    self.resolve(person, NEVER_ENGAGED, episode.subject, "engaged")
+                    continue
+                if not person.active:
+                    self.resolve(person, NEVER_ENGAGED, episode.subject, "left")
+                    continue
+                if not self.eligible(person):
+                    continue
+                after_nudge = [d for d in recent[person.id] if d[1] > episode.opened_at]
+                if len(after_nudge) >= self.settings.never_engaged_grace_digests:
+                    self.step(person, NEVER_ENGAGED, episode.subject, 1)
+                self.climb(person, NEVER_ENGAGED, episode.subject)
+                continue
+            digests = recent.get(person.id, [])[:k]
+            if not self.eligible(person) or len(digests) < k:
+                continue
+            first_sent = digests[-1][1]
+            human = last_human.get(person.id)
+            if human is not None and human >= first_sent:
+                continue
+            subject = f"since:{first_sent.isoformat()}"
+            if self.step(person, NEVER_ENGAGED, subject, 0) is not None:
+                self.nudge_email(person, [d for d, _ in digests], first_sent)
+
+    def nudge_email(self, person: Person, digest_ids: list[int], since: datetime) -> None:
+        tips = list(self.session.scalars(
+            select(DeliveryItem.tip_id).where(DeliveryItem.delivery_id.in_(digest_ids), DeliveryItem.tip_id.is_not(None))
+            .order_by(DeliveryItem.position, DeliveryItem.delivery_id)
+        ))
+        top = list(dict.fromkeys(tips))[: self.settings.tips_per_digest]
+        self.result.nudges.append(person.email)
+        self.outbox(person, None, "nudge", f"nudge:{since.date().isoformat()}",
+                    "Here's what you missed from our guidelines", {"since": since.isoformat()}, tip_ids=top)
+
+    # ------------------------------------------------------------ supervisor and admin emails
+
+    def supervisor_emails(self) -> None:
+        """One email per supervisor (and the admin address) per week, only with something new."""
+        rows = self.session.scalars(select(Escalation).where(Escalation.level >= 1)).all()
+        by_target: dict[tuple[int | None, str | None], list[Escalation]] = defaultdict(list)
+        for row in rows:
+            if row.notified_email:
+                by_target[(row.notified_person_id, row.notified_email)].append(row)
+        for (target_id, target_email), target_rows in sorted(by_target.items(), key=lambda t: t[0][1] or ""):
+            fresh = [r for r in target_rows if r.notified_at is None and r.resolved_at is None]
+            if not fresh:
+                continue
+            last_sent = max((r.notified_at for r in target_rows if r.notified_at), default=None)
+            attention = [self.describe(r) for r in target_rows if r.resolved_at is None]
+            resolved = [self.describe(r) for r in target_rows
+                        if r.resolved_at is not None and r.notified_at is not None
+                        and (last_sent is None or r.resolved_at >= last_sent)]
+            payload: dict[str, Any] = {"attention": attention, "resolved": resolved, "week": self.week}
+            target = self.staff.people.get(target_id) if target_id else None
+            if target is None:
+                payload["undeliverable"] = [
+                    {"name": p.name, "email": p.email, "reason": p.undeliverable_reason or ""}
+                    for p in sorted(self.staff.people.values(), key=lambda p: p.email)
+                    if p.active and p.undeliverable_since is not None
+                ]
+            subject = f"{len(attention)} of your team could use a check-in" if target else \
+                f"Policy Nudge: {len(attention)} people need attention"
+            if self.outbox(target, None if target else target_email, "escalation", self.week, subject, payload):
+                for row in fresh:
+                    row.notified_at = self.as_of
+
+    def describe(self, row: Escalation) -> dict[str, Any]:
+        person = self.staff.people[row.person_id]
+        if row.reason == NEVER_ENGAGED:
+            since = datetime.fromisoformat(row.subject.removeprefix("since:")).astimezone(self.zone).date()
+            why = "hasn't opened, clicked or confirmed any weekly tips"
+        else:
+            notice = self.session.get(Notice, int(row.subject.split(":")[1]))
+            since = notice.due_on if notice else row.opened_at.date()
+            title = notice.policy_version.policy.title if notice else "a policy update"
+            why = f"hasn't confirmed the updated {title} (due {since.isoformat()})"
+        return {"name": person.name, "email": person.email, "reason": row.reason, "why": why,
+                "since": since.isoformat(), "level": row.level,
+                "resolution": row.resolution, "resolved": row.resolved_at is not None}
+
+    # ------------------------------------------------------------ outbox
+
+    def outbox(self, person: Person | None, admin_email: str | None, kind: str, period: str, subject: str,
+               payload: dict[str, Any], *, tip_ids: list[int] = (), notice_ids: list[int] = ()) -> bool:
+        """Queue one email (at least once); False if this recipient already has it for the period."""
+        if person is None and admin_email is None:
+            return False
+        row = {"person_id": person.id if person else None, "recipient": None if person else f"admin:{admin_email}",
+               "kind": kind, "period_key": period, "channel": "email", "status": "pending", "subject": subject,
+               "payload": {**payload, **({} if person else {"to_email": admin_email})},
+               "next_attempt_at": self.as_of, "created_at": self.as_of, "attempts": 0}
+        conflict = ["person_id", "kind", "period_key", "channel"] if person else ["recipient", "kind", "period_key",
+                                                                                  "channel"]
+        inserted = insert_ignore(self.session, Delivery, [row], conflict)
+        if not inserted:
+            return False
+        delivery_id = inserted[0][0]
+        items = [{"delivery_id": delivery_id, "position": i, "tip_id": t} for i, t in enumerate(tip_ids)]
+        items += [{"delivery_id": delivery_id, "position": len(items) + i, "notice_id": n}
+                  for i, n in enumerate(notice_ids)]
+        if items:
+            self.session.execute(DeliveryItem.__table__.insert(), items)
+        self.result.emails.append((kind, person.email if person else admin_email))
+        return True
+
+    # ------------------------------------------------------------ the pass
+
+    def run(self) -> PassResult:
+        blackout = self.calendar.blackout_on(self.today)
+        if blackout is not None:
+            self.result.paused = f"{self.today.isoformat()} is in {blackout.name}: the clock pauses"
+            return self.result
+        self.notices()
+        self.never_engaged()
+        self.session.flush()
+        self.supervisor_emails()
+        self.session.flush()
+        return self.result
+
+
+def run_pass(session: Session, settings: Settings, as_of: datetime,
+             calendar: digest.SchoolCalendar | None = None) -> PassResult:
+    return Pass(session, settings, as_of, calendar or digest.calendar_for(settings)).run()
