@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import nh3
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,7 @@ from service import digest
 from service.channels import Message, Skeleton
 from service.channels.canvas import CanvasAPI, CanvasConfigError, CanvasUnavailable
 from service.config import Settings
+from service.policies import changed_section_tips
 from service.models import (
     CanvasAnnouncement,
     ChannelPause,
@@ -105,7 +107,9 @@ def featured_tip(session: Session, settings: Settings, week: str, role: str | No
     if not cohort:
         return None
     tips = digest.tip_catalogue(session)
-    plans = digest.plan_digests(session, settings, cohort, {p.id: week for p in cohort}, tips)
+    monday = datetime.combine(digest.parse_week(week), datetime.min.time(), ZoneInfo("UTC"))
+    priority = changed_section_tips(session, monday - digest.PRIORITY_WINDOW)
+    plans = digest.plan_digests(session, settings, cohort, {p.id: week for p in cohort}, tips, priority)
     leads = Counter(plan.tip_ids[0] for plan in plans if plan.tip_ids)
     if not leads:
         return None
@@ -134,12 +138,15 @@ def compose_weekly(
         if tip is None:
             continue
         for course_id in settings.canvas_course_ids:
-            created = _add_post(
+            monday = datetime.combine(digest.parse_week(key), datetime.min.time(), ZoneInfo("UTC"))
+            created = add_post(
                 session, course_id, kind, key, now,
                 payload={"week": key, "post_at": post_at.isoformat() if post_at > now else None,
                          "section_ids": section_ids},
                 subject=f"Tip of the week: {tip.title}",
                 tip=tip,
+                search_from=monday - timedelta(days=7),
+                search_to=monday + timedelta(days=14),
             )
             result.composed += created
             result.already += not created
@@ -147,11 +154,15 @@ def compose_weekly(
     return result
 
 
-def _add_post(
+def add_post(
     session: Session, course_id: int, kind: str, period: str, now: datetime, *,
-    payload: dict[str, Any], subject: str, tip: Tip | None = None, notice_id: int | None = None,
+    payload: dict[str, Any], subject: str, search_from: datetime, search_to: datetime,
+    tip: Tip | None = None, notice_id: int | None = None,
 ) -> bool:
-    """Add one post to the outbox unless (course, kind, period) exists; safe against a racing composer."""
+    """Add one post to the outbox unless (course, kind, period) exists; safe against a racing composer.
+
+    ``search_from``/``search_to`` bound where the channel looks for the post's marker before posting.
+    """
     exists = session.scalar(
         select(CanvasAnnouncement.id).where(CanvasAnnouncement.course_id == course_id,
                                             CanvasAnnouncement.kind == kind,
@@ -165,10 +176,12 @@ def _add_post(
             delivery = Delivery(
                 person_id=None, recipient=f"course:{course_id}", kind=kind, period_key=period, channel=CHANNEL,
                 status="pending", subject=subject,
-                payload={**payload, "course_id": course_id, "marker": marker}, next_attempt_at=now, created_at=now,
+                payload={**payload, "course_id": course_id, "marker": marker, "search_from": search_from.isoformat(),
+                         "search_to": search_to.isoformat()},
+                next_attempt_at=now, created_at=now,
             )
-            if tip is not None:
-                delivery.items.append(DeliveryItem(position=0, tip_id=tip.id))
+            if tip is not None or notice_id is not None:
+                delivery.items.append(DeliveryItem(position=0, tip_id=tip.id if tip else None, notice_id=notice_id))
             session.add(delivery)
             session.flush()
             session.add(CanvasAnnouncement(course_id=course_id, kind=kind, period_key=period, marker=marker,
@@ -192,20 +205,10 @@ class CanvasRenderer:
 
     def render(self, delivery: Delivery) -> Message:
         payload = delivery.payload
-        tips = [item.tip for item in delivery.items if item.tip is not None]
-        if not tips:
-            raise ValueError("a Canvas tip post without a tip")
-        tip = tips[0]
-        refs = [r for r in tip.refs if r != tip.section]
-        body = template_env().get_template("canvas/announcement.html.j2").render(
-            headline=tip.title,
-            body_html=Markup(render_markdown(tip.body)),
-            citation=" · ".join([tip.section, *refs]),
-            section_link=self.links.click(delivery.id, section_url(self.base_url, tip.policy.slug, tip.section)),
-            ack_url=self.links.ack(delivery.id),
-            marker=payload["marker"],
-        )
-        monday = digest.parse_week(payload["week"])
+        if delivery.kind == "notice":
+            body = self._notice_body(delivery)
+        else:
+            body = self._tip_body(delivery)
         post_at = payload.get("post_at")
         return Message(
             delivery_id=delivery.id,
@@ -218,9 +221,39 @@ class CanvasRenderer:
                 "marker": payload["marker"],
                 "section_ids": payload.get("section_ids") or [],
                 "post_at": datetime.fromisoformat(post_at) if post_at else None,
-                "search_from": datetime.combine(monday - timedelta(days=7), datetime.min.time(), ZoneInfo("UTC")),
-                "search_to": datetime.combine(monday + timedelta(days=14), datetime.min.time(), ZoneInfo("UTC")),
+                "search_from": datetime.fromisoformat(payload["search_from"]),
+                "search_to": datetime.fromisoformat(payload["search_to"]),
             },
+        )
+
+    def _tip_body(self, delivery: Delivery) -> str:
+        tips = [item.tip for item in delivery.items if item.tip is not None]
+        if not tips:
+            raise ValueError("a Canvas tip post without a tip")
+        tip = tips[0]
+        refs = [r for r in tip.refs if r != tip.section]
+        return template_env().get_template("canvas/announcement.html.j2").render(
+            headline=tip.title,
+            body_html=Markup(render_markdown(tip.body)),
+            citation=" · ".join([tip.section, *refs]),
+            section_link=self.links.click(delivery.id, section_url(self.base_url, tip.policy.slug, tip.section)),
+            ack_url=self.links.ack(delivery.id),
+            marker=delivery.payload["marker"],
+        )
+
+    def _notice_body(self, delivery: Delivery) -> str:
+        notice = next((item.notice for item in delivery.items if item.notice is not None), None)
+        if notice is None:
+            raise ValueError("a Canvas notice post without a notice")
+        version = notice.policy_version
+        return template_env().get_template("canvas/notice.html.j2").render(
+            policy_title=version.policy.title,
+            version=version.label,
+            due_on=f"{notice.due_on.day} {notice.due_on:%B %Y}",
+            summary=Markup(nh3.clean(notice.summary, tags={"ul", "li", "strong", "em", "mark", "p"})),
+            policy_link=self.links.click(delivery.id, f"{self.base_url}/policies/{version.policy.slug}"),
+            ack_url=self.links.ack(delivery.id, f"notice:{notice.id}"),
+            marker=delivery.payload["marker"],
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 from dataclasses import dataclass, field
@@ -12,7 +13,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -172,15 +176,96 @@ def policy_import(
     policy: Annotated[str, typer.Option("--policy", help="Policy slug, e.g. social-media.")],
     version: Annotated[str, typer.Option("--version", help="Version label, e.g. 2 or 2026-09.")],
     title: Annotated[str | None, typer.Option("--title", help="Title, needed for a new policy.")] = None,
+    audience: Annotated[str, typer.Option("--audience", help="Who must acknowledge: all, or roles like teacher,coach.")] = "all",
+    due_days: Annotated[int | None, typer.Option("--due-days", min=1, help="Days to acknowledge (default NUDGE_NOTICE_DUE_DAYS).")] = None,
+    editorial: Annotated[bool, typer.Option("--editorial", help="A real edit that needs no re-acknowledgement.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the comparison; store and send nothing.")] = False,
 ) -> None:
-    """Store a new version of a policy, split into sections."""
-    with transaction(runtime(ctx).sessions()) as session:
-        result = policies.import_version(session, file, slug=policy, label=version, title=title)
+    """Store a new version of a policy; a material change notifies the audience at once."""
+    rt = runtime(ctx)
+    roles = [r.strip().lower() for r in audience.split(",") if r.strip()] or ["all"]
+    factory = rt.sessions()
+    with transaction(factory) as session:
+        result = policies.import_version(
+            session, file, slug=policy, label=version, title=title, editorial=editorial, audience=roles,
+            due_days=due_days or rt.settings.notice_due_days, timezone=rt.settings.timezone, now=utcnow(),
+        )
+        queued = None
+        if result.notice is not None and not dry_run:
+            queued = policies.queue_notice(session, rt.settings, result.notice, utcnow())
+        if result.notice is not None:
+            people = len(policies.audience_of(session, result.notice))
+            notice_line = (f"material change: notice #{result.notice.id} for {', '.join(roles)} ({people} people), "
+                           f"due {result.notice.due_on.isoformat()}")
         label, sections = result.version.label, len(result.version.sections)
+        if dry_run:
+            session.rollback()
     if result.status == "unchanged":
         console.print(f"{policy}: text identical to version {label}; nothing stored")
-    else:
-        console.print(f"{policy}: stored version {label} with {sections} sections")
+        return
+    counts = Counter(c.status for c in result.changes)
+    detail = ", ".join(f"{counts[k]} {k}" for k in ("added", "changed", "removed", "editorial", "unchanged") if counts[k])
+    verb = "would store" if dry_run else "stored"
+    console.print(f"{policy}: {verb} version {label} with {sections} sections" + (f" ({detail})" if detail else ""))
+    _print_changes(result.changes)
+    if result.notice is not None:
+        console.print(("would send " if dry_run else "") + notice_line)
+    elif result.changes:
+        console.print("editorial change: stored, no notice" + (" (--editorial)" if editorial else ""))
+    if queued is not None:
+        console.print(f"queued {queued.emails} email(s) and {queued.canvas_posts} Canvas post(s)")
+        _dispatch(rt.settings, factory)
+
+
+def _print_changes(changes: list[policies.SectionChange]) -> None:
+    styles = {"added": "green", "removed": "red", "changed": "yellow", "editorial": "cyan"}
+    for change in changes:
+        if change.status == "unchanged":
+            continue
+        console.print(f"[{styles[change.status]}]{change.status:>9}[/]  {escape(change.title)}")
+        if change.status in ("changed", "editorial"):
+            runs = change.word_diff()
+            for index, (op, text) in enumerate(runs):
+                if op == "=":
+                    continue
+                before = runs[index - 1][1].split()[-6:] if index and runs[index - 1][0] == "=" else []
+                line = Text("           …" + " ".join(before) + " ")
+                line.append(text.strip(), style="bold green" if op == "+" else "red strike")
+                console.print(line, soft_wrap=False)
+
+
+@policy_app.command("show")
+def policy_show(
+    ctx: typer.Context,
+    policy: Annotated[str, typer.Argument(help="Policy slug.")],
+    version: Annotated[str | None, typer.Option("--version", help="A version label (default: the latest).")] = None,
+) -> None:
+    """Print a policy version, section by section."""
+    with transaction(runtime(ctx).sessions()) as session:
+        chosen = policies.find_version(session, policy, version)
+        console.print(f"[b]{escape(chosen.policy.title)}[/] — version {chosen.label} of "
+                      f"{len(chosen.policy.versions)}, imported {chosen.imported_at:%Y-%m-%d %H:%M} UTC, "
+                      f"sha256 {chosen.content_hash[:12]}{' (editorial)' if chosen.editorial else ''}")
+        for section in chosen.sections:
+            console.print(Panel(escape(section.text) or "(empty)", title=escape(section.title), title_align="left"),
+                          soft_wrap=False)
+
+
+@policy_app.command("diff")
+def policy_diff(
+    ctx: typer.Context,
+    policy: Annotated[str, typer.Argument(help="Policy slug.")],
+    old: Annotated[str, typer.Argument(help="The older version label.")],
+    new: Annotated[str, typer.Argument(help="The newer version label.")],
+) -> None:
+    """Compare two versions section by section, with a word-level diff."""
+    with transaction(runtime(ctx).sessions()) as session:
+        before = policies.find_version(session, policy, old)
+        after = policies.find_version(session, policy, new)
+        changes = policies.compare(policies.previous_sections(before), policies.previous_sections(after))
+    console.print(f"{policy}: version {old} -> {new}" +
+                  ("" if policies.is_material(changes) else " (no material change)"))
+    _print_changes(changes)
 
 
 WeekOption = Annotated[str | None, typer.Option("--week", help="ISO week, e.g. 2026-W48 (default: now).")]

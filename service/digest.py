@@ -27,12 +27,14 @@ from service.errors import InputErrors, NudgeError
 from service.models import Delivery, DeliveryItem, Person, Tip
 from service.outbox import insert_ignoring_duplicates
 from service.paths import CONTENT_DIR
+from service.policies import changed_section_tips
 from service.rendering import DigestRenderer
 from service.roster import normalize_email, read_text
 from service.tracking import make_links
 
 KIND = "digest"
 CHANNEL = "email"
+PRIORITY_WINDOW = timedelta(days=28)  # a changed section's tips go first for four weeks
 
 
 # ---------------------------------------------------------------- timing
@@ -192,11 +194,24 @@ def tip_catalogue(session: Session) -> dict[int, Tip]:
     return {t.id: t for t in tips}
 
 
-def _history(session: Session, person_ids: Sequence[int], before_week: Mapping[int, str]) -> dict[int, list[list[int]]]:
-    """Earlier digests' tip ids per person, oldest first (failed sends do not count as seen)."""
-    history: dict[int, dict[int, list[int]]] = defaultdict(dict)
+@dataclass
+class History:
+    """A person's earlier digests, oldest first: when each was composed and its tips."""
+
+    digests: list[tuple[datetime, list[int]]] = field(default_factory=list)
+
+    def tip_lists(self) -> list[list[int]]:
+        return [tips for _, tips in self.digests]
+
+    def had_since(self, tip_id: int, moment: datetime) -> bool:
+        return any(tip_id in tips for created, tips in self.digests if created >= moment)
+
+
+def _history(session: Session, person_ids: Sequence[int], before_week: Mapping[int, str]) -> dict[int, History]:
+    """Earlier digests per person (failed sends do not count as seen)."""
+    found: dict[int, dict[int, tuple[datetime, list[int]]]] = defaultdict(dict)
     rows = session.execute(
-        select(Delivery.person_id, Delivery.id, Delivery.period_key, DeliveryItem.tip_id)
+        select(Delivery.person_id, Delivery.id, Delivery.period_key, Delivery.created_at, DeliveryItem.tip_id)
         .join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id)
         .where(
             Delivery.kind == KIND,
@@ -207,10 +222,10 @@ def _history(session: Session, person_ids: Sequence[int], before_week: Mapping[i
         )
         .order_by(Delivery.person_id, Delivery.period_key, Delivery.id, DeliveryItem.position)
     )
-    for person_id, delivery_id, period, tip_id in rows:
+    for person_id, delivery_id, period, created, tip_id in rows:
         if period < before_week[person_id]:
-            history[person_id].setdefault(delivery_id, []).append(tip_id)
-    return {pid: list(digests.values()) for pid, digests in history.items()}
+            found[person_id].setdefault(delivery_id, (created, []))[1].append(tip_id)
+    return {pid: History(list(digests.values())) for pid, digests in found.items()}
 
 
 def plan_digests(
@@ -219,19 +234,24 @@ def plan_digests(
     people: Sequence[Person],
     weeks: Mapping[int, str],
     tips: Mapping[int, Tip],
-    priority: Sequence[int] = (),
+    priority: Mapping[int, datetime] | None = None,
 ) -> list[Plan]:
-    """Choose each person's tips for their week (deterministic: same history, same tips)."""
+    """Choose each person's tips for their week (deterministic: same history, same tips).
+
+    ``priority`` maps tips of recently changed policy sections to when they
+    changed: each goes first for everyone who has not had it since.
+    """
     eligible_by_role: dict[str, list[int]] = {}
-    history: dict[int, list[list[int]]] = {}
+    history: dict[int, History] = {}
     for chunk in _chunks([p.id for p in people], 5000):
         history.update(_history(session, chunk, weeks))
     plans = []
     for person in people:
         if person.role not in eligible_by_role:
             eligible_by_role[person.role] = [t.id for t in rotation_order(t for t in tips.values() if t.is_for(person.role))]
-        chosen = select_tips(eligible_by_role[person.role], history.get(person.id, []),
-                             settings.tips_per_digest, priority)
+        past = history.get(person.id, History())
+        first = [t for t, changed in (priority or {}).items() if not past.had_since(t, changed)]
+        chosen = select_tips(eligible_by_role[person.role], past.tip_lists(), settings.tips_per_digest, first)
         plans.append(Plan(person, weeks[person.id], chosen))
     return plans
 
@@ -248,7 +268,7 @@ def compose(
     calendar: SchoolCalendar,
     *,
     week: str | None = None,
-    priority: Sequence[int] = (),
+    priority: Mapping[int, datetime] | None = None,
     dry_run: bool = False,
 ) -> ComposeResult:
     """Write the outbox rows of every digest that is due (or, with ``week``, of that week).
@@ -280,6 +300,8 @@ def compose(
     due = [p for p in people if p.id in weeks and (p.id, weeks[p.id]) not in existing]
     result.already = len(weeks) - len(due)
     tips = tip_catalogue(session)
+    if priority is None:
+        priority = changed_section_tips(session, now - PRIORITY_WINDOW)
     plans = plan_digests(session, settings, due, weeks, tips, priority)
     ready = [plan for plan in plans if plan.tip_ids]
     result.no_tips = len(plans) - len(ready)
@@ -343,7 +365,8 @@ def preview(session: Session, settings: Settings, email: str, now: datetime, *, 
     if existing is not None:
         return Preview(renderer.render(existing), f"digest {key} is composed (status: {existing.status})")
     tips = tip_catalogue(session)
-    [plan] = plan_digests(session, settings, [person], {person.id: key}, tips)
+    priority = changed_section_tips(session, now - PRIORITY_WINDOW)
+    [plan] = plan_digests(session, settings, [person], {person.id: key}, tips, priority)
     if not plan.tip_ids:
         raise NudgeError(f"no active tips for role {person.role!r}")
     chosen = [tips[t] for t in plan.tip_ids]

@@ -128,6 +128,14 @@ def digest_skeleton(organisation: str) -> Skeleton:
     return Skeleton(subject=ph["subject"], html=inlined, text=text)
 
 
+def html_to_text(html: str) -> str:
+    """Plain text of a small HTML fragment (list items become bullet lines)."""
+    text = re.sub(r"<li[^>]*>", "\n* ", html)
+    text = re.sub(r"<(mark|strong)>", "*", text)
+    text = re.sub(r"</(mark|strong)>", "*", text)
+    return unescape(re.sub(r"<[^>]+>", "", text)).strip()
+
+
 def first_name(name: str) -> str:
     return name.split()[0] if name.split() else name
 
@@ -188,7 +196,7 @@ class DigestRenderer:
 class LetterRenderer:
     """Emails written to one person from their own template: reminder, nudge, escalation, notice."""
 
-    kinds = frozenset({"reminder", "nudge", "escalation"})
+    kinds = frozenset({"notice", "reminder", "nudge", "escalation"})
 
     def __init__(self, base_url: str, organisation: str, links: Links):
         self.base_url = base_url
@@ -231,6 +239,11 @@ class LetterRenderer:
             "policy_link": self.links.click(delivery.id, f"{self.base_url}/policies/{version.policy.slug}"),
             "pixel": self.links.pixel(delivery.id),
         }
+
+    def _notice(self, delivery: Delivery) -> dict[str, object]:
+        context = self._notice_context(delivery)
+        return context | {"headline": f"{context['policy_title']} has changed",
+                          "summary_text": html_to_text(str(context["summary"]))}
 
     def _reminder(self, delivery: Delivery) -> dict[str, object]:
         return self._notice_context(delivery) | {"days_left": int(delivery.payload.get("days_left", 0))}

@@ -1,0 +1,199 @@
+"""Policy versions: editorial vs material changes, the diff, update notices and re-acknowledgement."""
+
+import email
+from datetime import UTC, datetime, timedelta
+from email import policy as email_policy
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from service.content import import_pack
+from service.digest import SchoolCalendar, compose, preview
+from service.dispatch import Dispatcher
+from service.doubles.canvas import CanvasDouble
+from service.models import Delivery, DeliveryItem, Notice, Person, PolicyVersion, Tip
+from service.policies import compare, import_version, queue_notice, split_sections, summary_html
+from service.roster import import_roster
+from tests.conftest import REPO
+from tests.helpers import run_cli
+
+V1 = REPO / "content" / "policies" / "social-media-v1.txt"
+V2 = REPO / "content" / "policies" / "social-media-v2.txt"
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def with_v1(factory, loaded):
+    with factory() as s, s.begin():
+        import_version(s, V1, slug="social-media", label="1", now=NOW - timedelta(days=90))
+    return factory
+
+
+def test_the_second_version_changes_exactly_two_sections() -> None:
+    changes = compare(split_sections(V1.read_text()), split_sections(V2.read_text()))
+    assert {c.title: c.status for c in changes if c.status != "unchanged"} == {
+        "Employee-Student Relations": "editorial",  # "i.e." -> "i.e.," only
+        "Professional and Personal Personae": "changed",
+        "Generative AI and Student Images": "added",
+    }
+    changed = next(c for c in changes if c.status == "changed")
+    assert ("+", ", and do not use a personal account to message students or families about school matters") in \
+        changed.word_diff()
+    assert changed.changed_sentences() == [
+        "Make it clear that you are speaking for yourself and not on behalf of the School, and do not use a "
+        "personal account to message students or families about school matters."]
+    summary = summary_html(changes)
+    assert "<strong>Changed: Professional and Personal Personae.</strong>" in summary
+    assert "<mark>, and do not use a personal account to message students or families about school matters</mark>" \
+        in summary
+    assert "<strong>New section: Generative AI and Student Images.</strong>" in summary
+    assert "Employee-Student Relations" not in summary
+
+
+def test_an_editorial_change_is_stored_without_a_notice(with_v1, tmp_path) -> None:
+    text = V1.read_text().replace("Respect and Responsibility\n", "Respect And Responsibility\n")
+    text = text.replace("even when you disagree.", "even  when you disagree!")
+    path = tmp_path / "v1b.txt"
+    path.write_text(text)
+    with with_v1() as s, s.begin():
+        result = import_version(s, path, slug="social-media", label="1.1", now=NOW)
+        assert result.status == "created" and not result.material and result.notice is None
+        assert result.version.editorial is True
+        assert [c.status for c in result.changes if c.status != "unchanged"] == ["editorial"]
+        assert s.scalar(select(func.count()).select_from(Notice)) == 0
+
+
+def test_editorial_flag_forces_no_notice_for_a_real_edit(with_v1) -> None:
+    with with_v1() as s, s.begin():
+        result = import_version(s, V2, slug="social-media", label="2", editorial=True, now=NOW)
+        assert result.notice is None and result.version.editorial
+        assert any(c.status == "added" for c in result.changes)
+
+
+def test_a_material_change_creates_one_notice_for_its_audience(with_v1, settings) -> None:
+    with with_v1() as s, s.begin():
+        result = import_version(s, V2, slug="social-media", label="2", audience=["teacher", "coach"], due_days=10,
+                                now=NOW)
+        assert result.material
+        notice = result.notice
+        assert notice.audience == ["teacher", "coach"] and notice.due_on.isoformat() == "2026-12-11"
+        queued = queue_notice(s, settings, notice, NOW)
+        roles = set(s.scalars(select(Person.role).join(Delivery, Delivery.person_id == Person.id)
+                              .where(Delivery.kind == "notice")))
+        assert roles == {"teacher", "coach"} and queued.emails == 18 + 6  # the sample roster's teachers and coaches
+        again = queue_notice(s, settings, notice, NOW)
+        assert again.emails == 0  # keyed by the notice: never twice
+
+
+def test_importing_version_two_notifies_everyone_once_by_email_and_canvas(cli_env, capsys, monkeypatch) -> None:
+    with CanvasDouble() as canvas:
+        canvas.add_course(101)
+        monkeypatch.setenv("CANVAS_API_URL", canvas.url)
+        monkeypatch.setenv("CANVAS_API_KEY", canvas.token)
+        monkeypatch.setenv("NUDGE_CANVAS_COURSE_IDS", "101")
+        for step in (("content", "import", str(REPO / "content" / "social_media.yaml")),
+                     ("roster", "import", str(REPO / "content" / "sample_roster.csv")),
+                     ("policy", "import", str(V1), "--policy", "social-media", "--version", "1")):
+            assert run_cli(capsys, *step)[0] == 0
+        code, out, err = run_cli(capsys, "policy", "import", str(V2), "--policy", "social-media", "--version", "2")
+        assert code == 0, err
+        assert "material change: notice #1 for all (40 people)" in out
+        assert "queued 40 email(s) and 1 Canvas post(s)" in out and "sent 41" in out
+        code, out, _ = run_cli(capsys, "policy", "import", str(V2), "--policy", "social-media", "--version", "3")
+        assert code == 0 and "identical to version 2; nothing stored" in out
+        assert len(canvas.announcements(101)) == 1
+        topic = canvas.announcements(101)[0]
+        assert "Generative AI and Student Images" in topic.message and "/ack/" in topic.message
+    files = sorted((cli_env / "outbox" / "notice").glob("*.eml"))
+    assert len(files) == 40
+    recipients = set()
+    for path in files:
+        message = email.message_from_bytes(path.read_bytes(), policy=email_policy.default)
+        recipients.add(message["To"])
+        html = message.get_body(("html",)).get_content()
+        text = message.get_body(("plain",)).get_content()
+        assert "Changed: Professional and Personal Personae." in html
+        assert "New section: Generative AI and Student Images." in html
+        assert "Employee-Student Relations" not in html  # editorial only: not listed
+        assert "I've read the update" in html and "/ack/" in text
+    assert len(recipients) == 40
+
+
+def test_tips_of_changed_sections_go_first_in_the_next_digest(with_v1, settings) -> None:
+    with with_v1() as s, s.begin():
+        compose(s, settings, NOW - timedelta(days=14), SchoolCalendar(), week="2026-W47")
+        import_version(s, V2, slug="social-media", label="2", now=NOW - timedelta(days=1))
+    with with_v1() as s, s.begin():
+        compose(s, settings, NOW, SchoolCalendar(), week="2026-W49")
+        changed = {t.id: t.section for t in s.scalars(select(Tip))}
+        leads = s.execute(select(Delivery.person_id, DeliveryItem.tip_id).join(DeliveryItem)
+                          .where(Delivery.period_key == "2026-W49", DeliveryItem.position == 0)).all()
+        seconds = s.execute(select(DeliveryItem.tip_id).join(Delivery)
+                            .where(Delivery.period_key == "2026-W49", DeliveryItem.position == 1)).scalars().all()
+    sections = {"Professional and Personal Personae", "Generative AI and Student Images"}
+    assert all(changed[tip] in sections for _, tip in leads)
+    assert all(changed[tip] in sections for tip in seconds)
+    # five such tips: the other two lead the week after; once had, they do not jump the queue again
+    with with_v1() as s, s.begin():
+        compose(s, settings, NOW + timedelta(days=7), SchoolCalendar(), week="2026-W50")
+        compose(s, settings, NOW + timedelta(days=14), SchoolCalendar(), week="2026-W51")
+        def firsts(week: str) -> list[int]:
+            return s.execute(select(DeliveryItem.tip_id).join(Delivery)
+                             .where(Delivery.period_key == week, DeliveryItem.position == 0)).scalars().all()
+        w50, w51 = firsts("2026-W50"), firsts("2026-W51")
+    assert all(changed[tip] in sections for tip in w50)
+    assert not any(changed[tip] in sections for tip in w51)
+
+
+def test_an_acknowledgement_of_the_old_version_does_not_count(factory, with_v1, web_settings) -> None:
+    import httpx
+
+    from service.models import Acknowledgement
+    from service.tracking import Links, Signer
+    from service.web.app import create_app
+    from tests.conftest import LiveServer
+
+    with factory() as s, s.begin():
+        first = import_version(s, V2, slug="social-media", label="2", now=NOW).notice
+        queue_notice(s, web_settings, first, NOW)
+    text = V2.read_text() + "\nA closing paragraph about live streaming school events.\n"
+    path = V2.with_name("tmp-v3.txt")
+    try:
+        path.write_text(text)
+        with factory() as s, s.begin():
+            second = import_version(s, path, slug="social-media", label="3", now=NOW + timedelta(days=1)).notice
+            queue_notice(s, web_settings, second, NOW + timedelta(days=1))
+    finally:
+        path.unlink()
+    Dispatcher(factory, web_settings, clock=lambda: NOW + timedelta(days=1)).drain()
+    links = Links(web_settings.base_url, Signer(web_settings.secret_keys))
+    with factory() as s:
+        ann = s.scalar(select(Person).where(Person.email == "chloe.martin@example.org"))
+        old_delivery = s.scalar(select(Delivery.id).where(Delivery.person_id == ann.id,
+                                                          Delivery.period_key == f"notice:{first.id}"))
+    with LiveServer(create_app(web_settings, factory)) as live:
+        url = links.ack(old_delivery, f"notice:{first.id}").replace(web_settings.base_url, live.url)
+        page = httpx.get(url)
+        assert "version 2" in page.text
+        httpx.post(url, headers={"User-Agent": "Mozilla/5.0 (X11) Firefox/130"})
+    with factory() as s:
+        acked = set(s.scalars(select(Acknowledgement.notice_id).where(Acknowledgement.person_id == ann.id)))
+    assert acked == {first.id}  # version 3's notice is still open for her
+    assert second.id not in acked
+
+
+def test_bad_cli_input(cli_env, capsys) -> None:
+    assert run_cli(capsys, "content", "import", str(REPO / "content" / "social_media.yaml"))[0] == 0
+    code, _, err = run_cli(capsys, "policy", "diff", "social-media", "1", "2")
+    assert code == 1 and "no policy 'social-media' with a stored version" in err
+    assert run_cli(capsys, "policy", "import", str(V1), "--policy", "social-media", "--version", "1")[0] == 0
+    code, _, err = run_cli(capsys, "policy", "show", "social-media", "--version", "7")
+    assert code == 1 and "has no version '7' (it has 1)" in err
+    code, _, err = run_cli(capsys, "policy", "import", str(V2), "--policy", "social-media", "--version", "1")
+    assert code == 1 and "already has a version '1'" in err
+    code, _, _ = run_cli(capsys, "policy", "import", str(V2), "--policy", "social-media", "--version", "2",
+                         "--due-days", "0")
+    assert code == 2
+    with_versions = run_cli(capsys, "policy", "show", "social-media")
+    assert with_versions[0] == 0 and "version 1 of 1" in with_versions[1]
