@@ -22,14 +22,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rich.progress import Progress
 
-from service import canvas, content, digest, escalation, migrate, outbox, policies, roster
+from sqlalchemy import select
+
+from service import canvas, content, digest, escalation, migrate, outbox, policies, reports, roster
 from service.channels.canvas import CanvasConfigError, api_from_settings
 from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.dispatch import Dispatcher
 from service.errors import InputErrors, NudgeError
-from service.models import utcnow
-from service.reports import status_summary
+from service.models import Person, utcnow
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -46,12 +47,14 @@ content_app = typer.Typer(no_args_is_help=True, help="Tip packs.")
 policy_app = typer.Typer(no_args_is_help=True, help="Policy texts and versions.")
 digest_app = typer.Typer(no_args_is_help=True, help="The weekly tip digest.")
 canvas_app = typer.Typer(no_args_is_help=True, help="Canvas LMS announcements.")
+report_app = typer.Typer(no_args_is_help=True, help="Supervisor summaries and CSV reports.")
 app.add_typer(db_app, name="db")
 app.add_typer(roster_app, name="roster")
 app.add_typer(content_app, name="content")
 app.add_typer(policy_app, name="policy")
 app.add_typer(digest_app, name="digest")
 app.add_typer(canvas_app, name="canvas")
+app.add_typer(report_app, name="report")
 
 
 @dataclass
@@ -93,7 +96,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 def status(ctx: typer.Context) -> None:
     """What is loaded: people, teams, tips, policies, outbox and engagement."""
     with transaction(runtime(ctx).sessions()) as session:
-        summary = status_summary(session)
+        summary = reports.status_summary(session)
     people = Table("role", "active", "inactive", title="People by role")
     for role, active, inactive in summary.people_by_role:
         people.add_row(role, str(active), str(inactive))
@@ -394,6 +397,66 @@ def escalate(
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if not dry_run and result.emails:
         _dispatch(rt.settings, factory)
+
+
+@report_app.command("supervisors")
+def report_supervisors(
+    ctx: typer.Context,
+    week: WeekOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List who would get one; send nothing.")] = False,
+) -> None:
+    """Compose the weekly supervisor summaries (due ones, or all of one week) and send them."""
+    _check_week(week)
+    rt = runtime(ctx)
+    factory = rt.sessions()
+    with transaction(factory) as session:
+        result = reports.compose_summaries(session, rt.settings, utcnow(), week=week, dry_run=dry_run)
+        if dry_run:
+            session.rollback()
+    verb = "would compose" if dry_run else "composed"
+    console.print(f"{verb} {result.composed} supervisor summary(ies); {result.already} already sent this week, "
+                  f"{result.nothing_to_report} with nothing to report, {result.not_due} not due yet")
+    for email in result.recipients:
+        console.print(f"  {email}", markup=False)
+    if not dry_run and result.composed:
+        _dispatch(rt.settings, factory)
+
+
+@report_app.command("engagement")
+def report_engagement(
+    ctx: typer.Context,
+    csv_file: Annotated[Path, typer.Option("--csv", help="Write the CSV here.")],
+    since: Annotated[str | None, typer.Option("--since", help="Count signals from this date (YYYY-MM-DD).")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Only the people below this supervisor.")] = None,
+) -> None:
+    """Per-person engagement export: counts of human and machine signals, last human signal."""
+    try:
+        start = datetime.combine(date.fromisoformat(since), time(0), UTC) if since else datetime(2000, 1, 1, tzinfo=UTC)
+    except ValueError:
+        raise NudgeError(f"--since {since!r} is not a date like 2026-09-01") from None
+    with transaction(runtime(ctx).sessions()) as session:
+        root = None
+        if team is not None:
+            root = session.scalar(select(Person.id).where(Person.email == roster.normalize_email(team)))
+            if root is None:
+                raise NudgeError(f"--team: no person with email {team!r}")
+        rows = reports.engagement_rows(session, start, root)
+    with csv_file.open("w", encoding="utf-8", newline="") as out:
+        count = reports.write_csv(rows, reports.ENGAGEMENT_COLUMNS, out)
+    console.print(f"wrote {count} people to {csv_file}")
+
+
+@report_app.command("deliveries")
+def report_deliveries(
+    ctx: typer.Context,
+    csv_file: Annotated[Path, typer.Option("--csv", help="Write the CSV here.")],
+) -> None:
+    """Every outbox row with its status, attempts and last error."""
+    with transaction(runtime(ctx).sessions()) as session:
+        rows = reports.delivery_rows(session)
+    with csv_file.open("w", encoding="utf-8", newline="") as out:
+        count = reports.write_csv(rows, reports.DELIVERY_COLUMNS, out)
+    console.print(f"wrote {count} deliveries to {csv_file}")
 
 
 @app.command()

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     never_engaged_digests: int = Field(4, ge=1)  # K delivered digests without a human signal
     never_engaged_grace_digests: int = Field(2, ge=1)  # after the nudge, before the supervisor hears
     new_hire_days: int = Field(14, ge=0)
+    summary_weekday: Literal[WEEKDAYS] = "friday"  # type: ignore[valid-type]
+    summary_time: time = time(15, 0)
     tips_per_digest: int = Field(3, ge=1, le=10)
     digest_weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     digest_time: time = time(7, 30)
@@ -145,7 +147,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("digest_weekday", mode="before")
+    @field_validator("digest_weekday", "summary_weekday", mode="before")
     @classmethod
     def _lower_weekday(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from service.channels import Message, Skeleton, placeholder
+from service.channels import InlineImage, Message, Skeleton, placeholder
 from service.models import Delivery, Person, Tip
 from service.tracking import Links
 from service.paths import TEMPLATES_DIR
@@ -196,7 +196,7 @@ class DigestRenderer:
 class LetterRenderer:
     """Emails written to one person from their own template: reminder, nudge, escalation, notice."""
 
-    kinds = frozenset({"notice", "reminder", "nudge", "escalation"})
+    kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary"})
 
     def __init__(self, base_url: str, organisation: str, links: Links):
         self.base_url = base_url
@@ -221,9 +221,10 @@ class LetterRenderer:
             env.get_template(f"email/{delivery.kind}.html.j2").render(context)
         )
         text = env.get_template(f"email/{delivery.kind}.txt.j2").render(context)
+        images = tuple(context.get("images", ()))
         return Message(
             delivery_id=delivery.id, kind=delivery.kind, to_email=to_email, to_name=person.name if person else "",
-            skeleton=Skeleton(subject=delivery.subject, html=html, text=text),
+            skeleton=Skeleton(subject=delivery.subject, html=html, text=text, inline_images=images),
             custom_args={"delivery_id": str(delivery.id), "kind": delivery.kind},
         )
 
@@ -256,6 +257,21 @@ class LetterRenderer:
         ]
         return {"tips": tips, "ack_url": self.links.ack(delivery.id), "pixel": self.links.pixel(delivery.id),
                 "headline": "A few reminders you may have missed"}
+
+    def _summary(self, delivery: Delivery) -> dict[str, object]:
+        from service.charts import trend_png
+
+        payload = delivery.payload
+        trend = [dict(p, rate=p["engaged"] / p["reached"] if p["reached"] else None) for p in payload["trend"]]
+        rates = [p["rate"] for p in trend]
+        alt = "Engagement by week: " + ", ".join(
+            f"{p['week']} {'no digests' if p['rate'] is None else format(p['rate'], '.0%')}" for p in trend)
+        cid = f"trend-{delivery.id}@policy-nudge"
+        chart = InlineImage(cid, trend_png([p["week"] for p in trend], rates), "png", "engagement-trend.png")
+        return {"rate": payload.get("rate"), "trend": trend, "teams": payload.get("teams", []),
+                "people": payload.get("people", []), "notices": payload.get("notices", []),
+                "rollup": payload.get("rollup", False), "chart_cid": cid, "chart_alt": alt, "images": [chart],
+                "headline": f"Your team's week ({payload['week']})"}
 
     def _escalation(self, delivery: Delivery) -> dict[str, object]:
         payload = delivery.payload

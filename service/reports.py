@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from service.models import Delivery, EngagementEvent, Person, Policy, PolicyVersion, Tip
+from service.models import (
+    Acknowledgement,
+    Delivery,
+    DeliveryItem,
+    EngagementEvent,
+    Escalation,
+    Notice,
+    Person,
+    Policy,
+    PolicyVersion,
+    Tip,
+)
 
 
 @dataclass
@@ -96,3 +109,362 @@ def status_summary(session: Session) -> Status:
         ).tuples()
     )
     return Status(people_by_role, teams, tips_by_section, policies, deliveries, engagement, undeliverable)
+
+
+# ------------------------------------------------------------------ engagement, computed in SQL
+
+HUMAN_KINDS = ("open", "click", "ack", "canvas_read")
+STATUS_ORDER = ("undeliverable", "escalated", "engaged", "opened only", "machine signals only", "no signal")
+
+
+@dataclass
+class PersonEngagement:
+    id: int
+    email: str
+    name: str
+    role: str
+    supervisor_id: int | None
+    human_opens: int
+    machine_opens: int
+    machine_signals: int
+    clicks: int
+    acks: int
+    canvas_reads: int
+    last_human: datetime | None
+    undeliverable: bool
+    escalated: bool
+
+    @property
+    def engaged(self) -> bool:
+        return bool(self.human_opens or self.clicks or self.acks or self.canvas_reads)
+
+    @property
+    def status(self) -> str:
+        if self.undeliverable:
+            return "undeliverable"
+        if self.escalated:
+            return "escalated"
+        if self.clicks or self.acks or self.canvas_reads:
+            return "engaged"
+        if self.human_opens:
+            return "opened only"
+        if self.machine_signals:
+            return "machine signals only"
+        return "no signal"
+
+
+def subtree(session: Session, root_id: int) -> list[int]:
+    """Everyone below ``root_id`` (not the root), by a recursive query."""
+    tree = select(Person.id).where(Person.supervisor_id == root_id).cte("tree", recursive=True)
+    below = aliased(Person)
+    tree = tree.union(select(below.id).where(below.supervisor_id == tree.c.id))
+    return list(session.scalars(select(tree.c.id)))
+
+
+def _count(condition) -> object:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def engagement(
+    session: Session, start: datetime, end: datetime, person_ids: list[int] | None = None, *, active_only: bool = True
+) -> list[PersonEngagement]:
+    """Per person: signals between ``start`` and ``end`` by kind and machine/human, the last human
+    signal ever, and flags. One grouped query over the events; nothing is loaded event by event."""
+    e = EngagementEvent
+    human = e.is_machine.is_(False)
+    window = (
+        select(
+            e.person_id.label("person_id"),
+            _count(human & (e.kind == "open")).label("human_opens"),
+            _count(e.is_machine.is_(True) & (e.kind == "open")).label("machine_opens"),
+            _count(e.is_machine.is_(True)).label("machine_signals"),
+            _count(human & (e.kind == "click")).label("clicks"),
+            _count(human & (e.kind == "ack")).label("acks"),
+            _count(human & (e.kind == "canvas_read")).label("canvas_reads"),
+        )
+        .where(e.at >= start, e.at < end, e.kind.in_(HUMAN_KINDS))
+        .group_by(e.person_id)
+        .subquery()
+    )
+    last = (
+        select(e.person_id.label("person_id"), func.max(e.at).label("last_human"))
+        .where(human, e.kind.in_(HUMAN_KINDS))
+        .group_by(e.person_id)
+        .subquery()
+    )
+    escalated = (
+        select(Escalation.person_id).where(Escalation.resolved_at.is_(None), Escalation.level >= 1).distinct()
+        .subquery()
+    )
+    query = (
+        select(
+            Person.id, Person.email, Person.name, Person.role, Person.supervisor_id,
+            func.coalesce(window.c.human_opens, 0), func.coalesce(window.c.machine_opens, 0),
+            func.coalesce(window.c.machine_signals, 0),
+            func.coalesce(window.c.clicks, 0), func.coalesce(window.c.acks, 0),
+            func.coalesce(window.c.canvas_reads, 0), last.c.last_human,
+            Person.undeliverable_since.is_not(None), escalated.c.person_id.is_not(None),
+        )
+        .outerjoin(window, window.c.person_id == Person.id)
+        .outerjoin(last, last.c.person_id == Person.id)
+        .outerjoin(escalated, escalated.c.person_id == Person.id)
+        .order_by(Person.name)
+    )
+    if active_only:
+        query = query.where(Person.active.is_(True))
+    if person_ids is not None:
+        query = query.where(Person.id.in_(person_ids)) if person_ids else query.where(False)
+    return [PersonEngagement(*row) for row in session.execute(query)]
+
+
+def rate(rows: list[PersonEngagement]) -> float | None:
+    """Share of people (undeliverable ones left out) with a human signal."""
+    counted = [r for r in rows if not r.undeliverable]
+    return sum(r.engaged for r in counted) / len(counted) if counted else None
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    week: str
+    engaged: int
+    reached: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.engaged / self.reached if self.reached else None
+
+
+def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids: list[int] | None
+                 ) -> list[TrendPoint]:
+    """Per week: people who got a digest, and how many of them gave a human signal that week (SQL)."""
+    if not weeks:
+        return []
+
+    def bucket(column):
+        return case(*[((column >= start) & (column < end), index) for index, (_, start, end) in enumerate(weeks)],
+                    else_=None)
+
+    reached_q = (
+        select(bucket(Delivery.sent_at).label("w"), Delivery.person_id.label("pid"))
+        .where(Delivery.kind == "digest", Delivery.status == "sent", Delivery.sent_at >= weeks[0][1],
+               Delivery.sent_at < weeks[-1][2])
+    )
+    signal_q = (
+        select(bucket(EngagementEvent.at).label("w"), EngagementEvent.person_id.label("pid"))
+        .where(EngagementEvent.is_machine.is_(False), EngagementEvent.kind.in_(HUMAN_KINDS),
+               EngagementEvent.at >= weeks[0][1], EngagementEvent.at < weeks[-1][2])
+    )
+    if person_ids is not None:
+        reached_q = reached_q.where(Delivery.person_id.in_(person_ids))
+        signal_q = signal_q.where(EngagementEvent.person_id.in_(person_ids))
+    reached_sub, signal_sub = reached_q.subquery(), signal_q.subquery()
+    reached = dict(session.execute(
+        select(reached_sub.c.w, func.count(func.distinct(reached_sub.c.pid))).group_by(reached_sub.c.w)
+    ).tuples().all())
+    engaged_rows = session.execute(
+        select(signal_sub.c.w, func.count(func.distinct(signal_sub.c.pid)))
+        .join(reached_sub, (reached_sub.c.pid == signal_sub.c.pid) & (reached_sub.c.w == signal_sub.c.w))
+        .group_by(signal_sub.c.w)
+    ).tuples().all()
+    engaged = dict(engaged_rows)
+    return [TrendPoint(label, int(engaged.get(i, 0)), int(reached.get(i, 0))) for i, (label, _, _) in enumerate(weeks)]
+
+
+def week_bounds(week: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+    start = datetime.combine(monday, time(0), zone).astimezone(UTC)
+    return start, datetime.combine(monday + timedelta(days=7), time(0), zone).astimezone(UTC)
+
+
+def last_weeks(week: str, count: int, zone: ZoneInfo) -> list[tuple[str, datetime, datetime]]:
+    monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+    out = []
+    for back in range(count - 1, -1, -1):
+        day = monday - timedelta(weeks=back)
+        key = f"{day.isocalendar()[0]}-W{day.isocalendar()[1]:02d}"
+        out.append((key, *week_bounds(key, zone)))
+    return out
+
+
+@dataclass(frozen=True)
+class NoticeProgress:
+    id: int
+    policy: str
+    version: str
+    due_on: date
+    acknowledged: int
+    audience: int
+
+
+def notice_progress(session: Session, person_ids: list[int] | None, today: date) -> list[NoticeProgress]:
+    """Open notices (not past due by more than a month) with acknowledged / sent counts, in SQL."""
+    sent = (
+        select(DeliveryItem.notice_id.label("nid"), func.count(func.distinct(Delivery.person_id)).label("n"))
+        .join(Delivery).where(Delivery.kind == "notice", DeliveryItem.notice_id.is_not(None))
+        .group_by(DeliveryItem.notice_id)
+    )
+    acked = select(Acknowledgement.notice_id.label("nid"), func.count().label("n")).where(
+        Acknowledgement.notice_id.is_not(None)).group_by(Acknowledgement.notice_id)
+    if person_ids is not None:
+        sent = sent.where(Delivery.person_id.in_(person_ids))
+        acked = acked.where(Acknowledgement.person_id.in_(person_ids))
+    sent_sub, acked_sub = sent.subquery(), acked.subquery()
+    rows = session.execute(
+        select(Notice.id, Policy.title, PolicyVersion.label, Notice.due_on, func.coalesce(acked_sub.c.n, 0),
+               sent_sub.c.n)
+        .join(PolicyVersion, PolicyVersion.id == Notice.policy_version_id)
+        .join(Policy, Policy.id == PolicyVersion.policy_id)
+        .join(sent_sub, sent_sub.c.nid == Notice.id)
+        .outerjoin(acked_sub, acked_sub.c.nid == Notice.id)
+        .where(Notice.due_on >= today - timedelta(days=30))
+        .order_by(Notice.due_on)
+    ).all()
+    return [NoticeProgress(*row) for row in rows]
+
+
+# ------------------------------------------------------------------ supervisor summaries
+
+ATTENTION = ("escalated", "no signal", "machine signals only", "undeliverable")
+
+
+@dataclass
+class SummaryResult:
+    composed: int = 0
+    already: int = 0
+    nothing_to_report: int = 0
+    not_due: int = 0
+    recipients: list[str] = field(default_factory=list)
+
+
+def _display(row: PersonEngagement, zone: ZoneInfo) -> dict[str, object]:
+    return {"name": row.name, "email": row.email, "status": row.status,
+            "last_human": row.last_human.astimezone(zone).date().isoformat() if row.last_human else None}
+
+
+def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date
+                    ) -> dict[str, object] | None:
+    """What one supervisor's weekly summary says, or None when there is nothing to report."""
+    start, end = week_bounds(week, zone)
+    scope = subtree(session, supervisor.id)
+    rows = engagement(session, start, end, scope)
+    if not rows:
+        return None
+    direct = [r for r in rows if r.supervisor_id == supervisor.id]
+    managers = {r.supervisor_id for r in rows if r.supervisor_id != supervisor.id}
+    notices = notice_progress(session, scope, today)
+    trend = weekly_trend(session, last_weeks(week, 8, zone), scope)
+    if trend[-1].reached == 0 and not notices:
+        return None  # no tips went out to this team this week and nothing is pending
+    counted = rows if managers else direct
+    payload: dict[str, object] = {
+        "week": week,
+        "rate": rate(counted),
+        "trend": [{"week": p.week, "engaged": p.engaged, "reached": p.reached} for p in trend],
+        "notices": [{"policy": n.policy, "version": n.version, "due_on": n.due_on.isoformat(),
+                     "acknowledged": n.acknowledged, "audience": n.audience} for n in notices],
+        "counts": {status: sum(r.status == status for r in counted) for status in STATUS_ORDER},
+    }
+    if managers:  # a manager of managers: one line per direct team, then who needs attention
+        teams = []
+        for head in direct:
+            members = [r for r in rows if r.id in set(subtree(session, head.id))]
+            if members:
+                teams.append({"name": head.name, "size": len(members), "rate": rate(members)})
+        payload["teams"] = teams
+        payload["people"] = [_display(r, zone) for r in rows if r.status in ATTENTION]
+        payload["rollup"] = True
+    else:
+        payload["people"] = [_display(r, zone) for r in direct]
+        payload["rollup"] = False
+    return payload
+
+
+def compose_summaries(session: Session, settings, now: datetime, *, week: str | None = None,
+                      dry_run: bool = False) -> SummaryResult:
+    """Queue each active supervisor's weekly summary (default Friday 15:00 their time), at most once a week."""
+    from service.outbox import insert_ignoring_duplicates
+
+    result = SummaryResult()
+    supervisors = session.scalars(
+        select(Person).where(Person.active.is_(True), Person.id.in_(
+            select(Person.supervisor_id).where(Person.active.is_(True), Person.supervisor_id.is_not(None))))
+        .order_by(Person.id)
+    ).all()
+    weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday").index(
+        settings.summary_weekday)
+    for supervisor in supervisors:
+        zone = ZoneInfo(supervisor.timezone or settings.timezone)
+        local_today = now.astimezone(zone).date()
+        key = week or f"{local_today.isocalendar()[0]}-W{local_today.isocalendar()[1]:02d}"
+        monday = date.fromisocalendar(int(key[:4]), int(key[6:]), 1)
+        due = datetime.combine(monday + timedelta(days=weekday), settings.summary_time, zone)
+        if week is None and now < due:
+            result.not_due += 1
+            continue
+        exists = session.scalar(select(Delivery.id).where(Delivery.person_id == supervisor.id,
+                                                          Delivery.kind == "summary", Delivery.period_key == key))
+        if exists:
+            result.already += 1
+            continue
+        payload = summary_payload(session, supervisor, key, zone, local_today)
+        if payload is None:
+            result.nothing_to_report += 1
+            continue
+        team_rate = payload["rate"]
+        subject = f"Your team this week: {team_rate:.0%} engaged" if team_rate is not None else "Your team this week"
+        if dry_run:
+            result.composed += 1
+            result.recipients.append(supervisor.email)
+            continue
+        inserted = insert_ignoring_duplicates(session, [{
+            "person_id": supervisor.id, "kind": "summary", "period_key": key, "channel": "email",
+            "status": "pending", "subject": subject, "payload": payload, "next_attempt_at": now,
+            "created_at": now, "attempts": 0}])
+        result.composed += len(inserted)
+        result.recipients += [supervisor.email] * len(inserted)
+    return result
+
+
+# ------------------------------------------------------------------ CSV exports
+
+ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "human_opens", "machine_opens",
+                      "machine_signals", "clicks", "acks", "canvas_reads", "last_human_signal")
+DELIVERY_COLUMNS = ("id", "kind", "channel", "period", "recipient", "status", "attempts", "created_at", "sent_at",
+                    "provider_message_id", "last_error")
+
+
+def engagement_rows(session: Session, since: datetime, team_root: int | None = None) -> list[dict[str, object]]:
+    """One row per person: signal counts since ``since`` and their last human signal."""
+    scope = subtree(session, team_root) if team_root is not None else None
+    rows = engagement(session, since, datetime.max.replace(tzinfo=UTC), scope, active_only=False)
+    emails = dict(session.execute(select(Person.id, Person.email)).tuples().all())
+    return [
+        {"email": r.email, "name": r.name, "role": r.role, "supervisor_email": emails.get(r.supervisor_id, ""),
+         "status": r.status, "human_opens": r.human_opens, "machine_opens": r.machine_opens,
+         "machine_signals": r.machine_signals, "clicks": r.clicks, "acks": r.acks, "canvas_reads": r.canvas_reads,
+         "last_human_signal": r.last_human.isoformat() if r.last_human else ""}
+        for r in rows
+    ]
+
+
+def delivery_rows(session: Session, statuses: tuple[str, ...] | None = None) -> list[dict[str, object]]:
+    query = (select(Delivery, Person.email).outerjoin(Person, Person.id == Delivery.person_id)
+             .order_by(Delivery.id.desc()))
+    if statuses:
+        query = query.where(Delivery.status.in_(statuses))
+    return [
+        {"id": d.id, "kind": d.kind, "channel": d.channel, "period": d.period_key,
+         "recipient": email or d.recipient or "", "status": d.status, "attempts": d.attempts,
+         "created_at": d.created_at.isoformat(), "sent_at": d.sent_at.isoformat() if d.sent_at else "",
+         "provider_message_id": d.provider_message_id or "", "last_error": d.last_error or ""}
+        for d, email in session.execute(query)
+    ]
+
+
+def write_csv(rows: list[dict[str, object]], columns: tuple[str, ...], out) -> int:
+    import csv
+
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return len(rows)

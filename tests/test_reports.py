@@ -1,0 +1,154 @@
+"""Supervisor summaries and engagement reports: figures computed in SQL equal a hand count."""
+
+import csv
+import email
+from datetime import UTC, date, datetime, time, timedelta
+from email import policy
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from service.channels.outbox import OutboxChannel
+from service.content import import_pack
+from service.digest import SchoolCalendar, compose
+from service.dispatch import Dispatcher
+from service.models import Delivery, EngagementEvent, Escalation, Person
+from service.reports import compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
+from service.roster import import_roster
+from tests.conftest import REPO
+from tests.helpers import run_cli
+
+CHICAGO = ZoneInfo("America/Chicago")
+WEEK = "2026-W49"  # Monday 30 November 2026
+MONDAY = date(2026, 11, 30)
+ROSTER = """email,name,role,department,supervisor_email,timezone,canvas_user_id
+head@x.org,Hana Head,administrator,,,,
+div@x.org,Dev Division,administrator,,head@x.org,,
+ann@x.org,Ann Clicks,teacher,,div@x.org,,
+bob@x.org,Bob Opens,teacher,,div@x.org,,
+cat@x.org,Cat Scanned,teacher,,div@x.org,,
+dan@x.org,Dan Silent,teacher,,div@x.org,,
+eve@x.org,Eve Bounced,teacher,,div@x.org,,
+ops@x.org,Ops Lead,staff,,head@x.org,,
+sam@x.org,Sam Staff,staff,,ops@x.org,,
+"""
+
+
+def at(day: int, hour: int) -> datetime:
+    return datetime.combine(MONDAY + timedelta(days=day), time(hour), CHICAGO).astimezone(UTC)
+
+
+@pytest.fixture
+def team(factory, settings, tmp_path: Path):
+    """Two weeks of digests and a hand-made week of signals."""
+    path = tmp_path / "roster.csv"
+    path.write_text(ROSTER)
+    with factory() as s, s.begin():
+        import_pack(s, REPO / "content" / "social_media.yaml")
+        import_roster(s, path, now=datetime(2026, 1, 5, tzinfo=UTC))
+    for week, monday in (("2026-W48", at(-7, 8)), (WEEK, at(0, 8))):
+        with factory() as s, s.begin():
+            compose(s, settings, monday, SchoolCalendar(), week=week)
+        Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda m=monday: m).drain()
+    ids = {p.email: p.id for p in factory().scalars(select(Person))}
+    digest = {pid: d for d, pid in factory().execute(select(Delivery.id, Delivery.person_id)
+                                                     .where(Delivery.period_key == WEEK))}
+
+    def event(who: str, kind: str, machine: bool, when: datetime) -> EngagementEvent:
+        return EngagementEvent(delivery_id=digest[ids[who]], person_id=ids[who], kind=kind, source="test",
+                               is_machine=machine, at=when)
+
+    with factory() as s, s.begin():
+        s.add_all([
+            event("ann@x.org", "open", False, at(0, 9)), event("ann@x.org", "click", False, at(0, 9)),
+            event("bob@x.org", "open", False, at(1, 10)),
+            event("cat@x.org", "open", True, at(0, 8)), event("cat@x.org", "click", True, at(0, 8)),
+            event("sam@x.org", "ack", False, at(2, 11)),
+            event("dan@x.org", "open", False, at(-6, 9)),  # last week only
+        ])
+        s.execute(Person.__table__.update().where(Person.email == "eve@x.org")
+                  .values(undeliverable_since=at(0, 9), undeliverable_reason="bounce"))
+        s.add(Escalation(person_id=ids["dan@x.org"], reason="never_engaged", subject="since:x", level=1,
+                         notified_person_id=ids["div@x.org"], notified_email="div@x.org", opened_at=at(0, 12)))
+    return ids
+
+
+def test_statuses_and_rate_equal_a_hand_count(factory, settings, team) -> None:
+    start, end = at(0, 0), at(7, 0)
+    with factory() as s:
+        rows = {r.email: r for r in engagement(s, start, end, subtree(s, team["div@x.org"]))}
+    assert {e: r.status for e, r in rows.items()} == {
+        "ann@x.org": "engaged", "bob@x.org": "opened only", "cat@x.org": "machine signals only",
+        "dan@x.org": "escalated", "eve@x.org": "undeliverable"}
+    assert (rows["cat@x.org"].machine_opens, rows["cat@x.org"].machine_signals, rows["cat@x.org"].clicks) == (1, 2, 0)
+    assert rows["dan@x.org"].last_human == at(-6, 9)
+    with factory() as s, s.begin():
+        payload = summary_payload(s, s.get(Person, team["div@x.org"]), WEEK, CHICAGO, MONDAY)
+    assert payload["rate"] == 2 / 4  # ann and bob, of the four who can be reached (eve bounced)
+    assert payload["rollup"] is False
+    assert [p["name"] for p in payload["people"]] == ["Ann Clicks", "Bob Opens", "Cat Scanned", "Dan Silent",
+                                                      "Eve Bounced"]
+    assert payload["trend"][-2:] == [{"week": "2026-W48", "engaged": 1, "reached": 5},
+                                     {"week": WEEK, "engaged": 2, "reached": 5}]
+
+
+def test_a_manager_of_managers_gets_a_roll_up(factory, team) -> None:
+    with factory() as s, s.begin():
+        payload = summary_payload(s, s.get(Person, team["head@x.org"]), WEEK, CHICAGO, MONDAY)
+    assert payload["rollup"] is True
+    assert payload["teams"] == [{"name": "Dev Division", "size": 5, "rate": 0.5},
+                                {"name": "Ops Lead", "size": 1, "rate": 1.0}]
+    assert sorted(p["name"] for p in payload["people"]) == ["Cat Scanned", "Dan Silent", "Dev Division",
+                                                            "Eve Bounced", "Ops Lead"]
+    assert payload["rate"] == 3 / 7  # ann, bob, sam of the 7 reachable people below head
+
+
+def test_trend_is_counted_in_sql_per_week(factory, team) -> None:
+    with factory() as s:
+        trend = weekly_trend(s, last_weeks(WEEK, 3, CHICAGO), None)
+    assert [(p.week, p.engaged, p.reached) for p in trend] == [("2026-W47", 0, 0), ("2026-W48", 1, 9),
+                                                              (WEEK, 3, 9)]
+
+
+def test_summaries_once_a_week_only_with_something_to_report(factory, settings, team) -> None:
+    friday = at(4, 16)
+    with factory() as s, s.begin():
+        early = compose_summaries(s, settings, at(4, 14))
+    assert (early.composed, early.not_due) == (0, 3)
+    with factory() as s, s.begin():
+        first = compose_summaries(s, settings, friday)
+    with factory() as s, s.begin():
+        again = compose_summaries(s, settings, friday + timedelta(hours=1))
+    assert sorted(first.recipients) == ["div@x.org", "head@x.org", "ops@x.org"] and again.composed == 0
+    with factory() as s, s.begin():
+        quiet = compose_summaries(s, settings, at(4 + 28, 16))  # a week with no digests and nothing pending
+    assert quiet.composed == 0 and quiet.nothing_to_report == 3
+    Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: friday).drain()
+    files = list((Path(settings.outbox_dir) / "summary").glob("*.eml"))
+    assert len(files) == 3
+    for path in files:
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        html = message.get_body(("html",)).get_content()
+        assert 'src="cid:trend-' in html and 'alt="Engagement by week:' in html
+        images = [part for part in message.walk() if part.get_content_type() == "image/png"]
+        assert len(images) == 1 and images[0]["Content-ID"].startswith("<trend-")
+        assert images[0].get_content()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "Engagement by week:" in message.get_body(("plain",)).get_content()  # text fallback
+
+
+def test_cli_reports(cli_env, capsys, factory, team) -> None:
+    out_csv = cli_env / "engagement.csv"
+    code, out, _ = run_cli(capsys, "report", "engagement", "--csv", str(out_csv), "--since", "2026-11-30",
+                           "--team", "div@x.org")
+    assert code == 0 and "wrote 5 people" in out
+    rows = {r["email"]: r for r in csv.DictReader(out_csv.open())}
+    assert {k: rows["cat@x.org"][k] for k in ("human_opens", "machine_opens", "clicks", "acks")} == {
+        "human_opens": "0", "machine_opens": "1", "clicks": "0", "acks": "0"}
+    assert rows["ann@x.org"]["clicks"] == "1" and rows["ann@x.org"]["last_human_signal"].startswith("2026-11-30")
+    code, out, _ = run_cli(capsys, "report", "deliveries", "--csv", str(cli_env / "deliveries.csv"))
+    assert code == 0 and "wrote 18 deliveries" in out
+    code, out, _ = run_cli(capsys, "report", "supervisors", "--week", WEEK, "--dry-run")
+    assert code == 0 and "would compose 3 supervisor summary(ies)" in out
+    assert run_cli(capsys, "report", "engagement", "--csv", str(out_csv), "--team", "nobody@x.org")[0] == 1
