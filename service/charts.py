@@ -61,7 +61,7 @@ def trend_svg(weeks: list[str], rates: list[float | None], *, width: int = 560, 
     dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{BLUE}"/>' for x, y in points)
     summary = ", ".join(f"{w}: {'–' if r is None else f'{r:.0%}'}" for w, r in zip(weeks, rates, strict=True))
     return (
-        f'<svg role="img" aria-labelledby="trend-title" viewBox="0 0 {width} {height}" width="100%" '
+        f'<svg role="img" aria-labelledby="trend-title" viewBox="0 0 {width} {height}" width="100%" style="max-width: 720px" '
         f'xmlns="http://www.w3.org/2000/svg"><title id="trend-title">Engagement by week: {escape(summary)}</title>'
         f'{grid}<polyline points="{line}" fill="none" stroke="{BLUE}" stroke-width="2"/>{dots}{labels}</svg>'
     )

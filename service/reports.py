@@ -468,3 +468,17 @@ def write_csv(rows: list[dict[str, object]], columns: tuple[str, ...], out) -> i
     writer.writeheader()
     writer.writerows(rows)
     return len(rows)
+
+
+def notice_people(session: Session, notice_id: int) -> list[dict[str, object]]:
+    """Everyone a notice was sent to, and when each acknowledged (None: not yet)."""
+    acked = (select(Acknowledgement.person_id, Acknowledgement.at)
+             .where(Acknowledgement.notice_id == notice_id).subquery())
+    rows = session.execute(
+        select(Person.id, Person.name, Person.email, acked.c.at)
+        .join(Delivery, Delivery.person_id == Person.id).join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id)
+        .outerjoin(acked, acked.c.person_id == Person.id)
+        .where(Delivery.kind == "notice", DeliveryItem.notice_id == notice_id)
+        .distinct().order_by(Person.name)
+    ).all()
+    return [{"id": i, "name": n, "email": e, "acknowledged_at": a} for i, n, e, a in rows]

@@ -34,6 +34,7 @@ from service.tracking import (
     record_click,
     signing_keys,
 )
+from service.web.dashboard import dashboard_router
 from service.web.metrics import Metrics
 from service.web.opens import NO_STORE, OpenRecorder, PixelMiddleware
 
@@ -191,6 +192,8 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
     @app.get("/metrics")
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(dashboard_router(settings, factory, keys))
 
     @app.get("/", response_class=PlainTextResponse, include_in_schema=False)
     def index() -> str:
