@@ -157,7 +157,7 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_SECRET_KEY": SECRET}
     server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--workers",
-                               str(args.workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+                               str(args.workers), "--no-scheduler"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     pixel_url = f"http://127.0.0.1:{port}{pixel_path}"
     try:
         wait_for(port)

@@ -465,21 +465,31 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Web worker processes (one per core is a good start).")] = 1,
+    no_scheduler: Annotated[bool, typer.Option("--no-scheduler", help="Web only: no scheduler, no dispatcher.")] = False,
 ) -> None:
-    """Run the web app: tracking links, acknowledge page, SendGrid webhook, /healthz, /metrics."""
+    """Run the web app (tracking, acknowledge page, webhook, dashboard, /healthz, /metrics) and,
+    unless --no-scheduler, the dispatcher and the scheduler (one scheduler per deployment)."""
+    import os
+
     import uvicorn
 
+    from service.scheduler import Background
     from service.web.app import create_app
 
     rt = runtime(ctx)
     factory = rt.sessions()
-    console.print(f"Policy Nudge on http://{host}:{port} with {workers} worker(s) "
-                  "(tracking, webhook, /healthz, /metrics)")
+    background = not no_scheduler
+    if background and workers > 1 and rt.engine.dialect.name == "sqlite":
+        raise NudgeError("on SQLite run the scheduler in one process: use --workers 1, or --no-scheduler")
+    role = "with the dispatcher and scheduler election" if background else "web only"
+    console.print(f"Policy Nudge on http://{host}:{port} with {workers} worker(s), {role}")
     if workers > 1:  # each worker process builds its own app from the environment
+        os.environ["NUDGE_SERVE_BACKGROUND"] = "1" if background else "0"
         uvicorn.run("service.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", access_log=False)
     else:
-        uvicorn.run(create_app(rt.settings, factory), host=host, port=port, log_level="warning", access_log=False)
+        web = create_app(rt.settings, factory, Background(rt.engine, factory, rt.settings) if background else None)
+        uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
 
 
 def _canvas_api(settings: Settings):

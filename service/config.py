@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     new_hire_days: int = Field(14, ge=0)
     summary_weekday: Literal[WEEKDAYS] = "friday"  # type: ignore[valid-type]
     summary_time: time = time(15, 0)
+    retention_days: int = Field(400, ge=30)  # raw events older than this are summed per person and month
+    leader_retry_seconds: float = Field(5.0, gt=0)
+    dispatch_interval_seconds: float = Field(15.0, gt=0)
+    log_format: Literal["text", "json"] = "text"
     tips_per_digest: int = Field(3, ge=1, le=10)
     digest_weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
     digest_time: time = time(7, 30)

@@ -258,6 +258,20 @@ class EngagementEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EngagementArchive(Base):
+    """Monthly sums of raw engagement events that passed the retention window (they are deleted)."""
+
+    __tablename__ = "engagement_archive"
+    __table_args__ = (UniqueConstraint("person_id", "month", "kind", "is_machine"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    month: Mapped[str] = mapped_column(String(7))  # 2026-09
+    kind: Mapped[str] = mapped_column(String(32))
+    is_machine: Mapped[bool] = mapped_column(Boolean)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class Acknowledgement(Base):
     """An explicit "I have read this". ``subject`` is what was acknowledged (a delivery or notice)."""
 

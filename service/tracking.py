@@ -14,12 +14,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.db import insert_ignore
-from service.models import Acknowledgement, AppSecret, Delivery, EngagementEvent
+from service.db import insert_ignore, is_postgres
+from service.models import Acknowledgement, AppSecret, Delivery, EngagementArchive, EngagementEvent
 from service.signals import Rules, Verdict, classify, is_click_burst
 
 log = logging.getLogger(__name__)
@@ -189,3 +190,29 @@ def record_ack(session: Session, delivery: Delivery, subject: str, person_id: in
 def ack_subject(delivery_id: int, token_target: str) -> str:
     """What an ack token acknowledges: a notice when it says so, else the delivery itself."""
     return token_target if token_target.startswith("notice:") else f"delivery:{delivery_id}"
+
+
+def prune(session: Session, now: datetime, retention_days: int) -> int:
+    """Sum raw events older than the window per person, month, kind and machine flag; delete them.
+
+    Returns how many raw events were folded into ``engagement_archive``.
+    """
+    cutoff = now - timedelta(days=retention_days)
+    e = EngagementEvent
+    month = (func.to_char(e.at, "YYYY-MM") if is_postgres(session) else func.strftime("%Y-%m", e.at)).label("month")
+    sums = session.execute(
+        select(e.person_id, month, e.kind, e.is_machine, func.count())
+        .where(e.at < cutoff).group_by(e.person_id, month, e.kind, e.is_machine)
+    ).all()
+    if not sums:
+        return 0
+    insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    statement = insert(EngagementArchive)
+    statement = statement.on_conflict_do_update(
+        index_elements=["person_id", "month", "kind", "is_machine"],
+        set_={"count": EngagementArchive.count + statement.excluded.count},
+    )
+    session.execute(statement, [{"person_id": p, "month": m, "kind": k, "is_machine": bool(x), "count": n}
+                                for p, m, k, x, n in sums])
+    deleted = session.execute(delete(e).where(e.at < cutoff).execution_options(synchronize_session=False))
+    return deleted.rowcount or 0

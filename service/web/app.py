@@ -34,6 +34,7 @@ from service.tracking import (
     record_click,
     signing_keys,
 )
+from service.scheduler import Background
 from service.web.dashboard import dashboard_router
 from service.web.metrics import Metrics
 from service.web.opens import NO_STORE, OpenRecorder, PixelMiddleware
@@ -47,7 +48,10 @@ def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=NO_STORE)
 
 
-def create_app(settings: Settings, factory: sessionmaker[Session] | None = None) -> FastAPI:
+def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
+               background: Background | None = None) -> FastAPI:
+    """The web app; with ``background`` (what `nudge serve` runs), its lifespan also starts and
+    stops the dispatcher loop and the scheduler election."""
     factory = factory or make_sessionmaker(make_engine(settings.database_url))
     with transaction(factory) as session:
         keys = signing_keys(session, settings)
@@ -64,10 +68,18 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         opens.start()
+        if background is not None:
+            background.on_dispatch = lambda stats: (metrics.dispatched.labels("sent").inc(stats.sent),
+                                                    metrics.dispatched.labels("retried").inc(stats.retried),
+                                                    metrics.dispatched.labels("failed").inc(stats.failed))
+            background.start()
         yield
+        if background is not None:
+            background.stop()  # stop claiming, finish the batch in hand, hand the scheduler on
         opens.stop()  # write what is queued before the process ends
 
     app = FastAPI(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
+    metrics.watch_database(factory, lambda: background.leader if background is not None else None)
     app.state.settings, app.state.factory, app.state.metrics, app.state.opens = settings, factory, metrics, opens
 
     def counted_open(valid: bool) -> None:
@@ -187,7 +199,10 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
                 session.execute(text("SELECT 1"))
         except Exception as exc:  # noqa: BLE001 - health reports any database failure
             return JSONResponse({"status": "error", "database": exc.__class__.__name__}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok"})
+        body = {"status": "ok", "database": "ok"}
+        if background is not None:
+            body["scheduler"] = "leader" if background.leader else "follower"
+        return JSONResponse(body)
 
     @app.get("/metrics")
     def prometheus() -> Response:
@@ -203,7 +218,16 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None)
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for `uvicorn --factory service.web.app:app_from_environment` (several workers)."""
+    """Factory for `uvicorn --factory service.web.app:app_from_environment` (several workers).
+
+    NUDGE_SERVE_BACKGROUND=1 (set by `nudge serve` without --no-scheduler) adds the dispatcher loop
+    and the scheduler election to each worker; the advisory lock keeps one scheduler."""
+    import os
+
     from service.config import load_settings
 
-    return create_app(load_settings())
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    factory = make_sessionmaker(engine)
+    background = Background(engine, factory, settings) if os.environ.get("NUDGE_SERVE_BACKGROUND") == "1" else None
+    return create_app(settings, factory, background)

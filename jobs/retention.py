@@ -1,0 +1,17 @@
+"""Daily retention prune: raw engagement events older than the retention window are summed and deleted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import tracking
+from service.config import Settings
+from service.db import transaction
+from service.models import utcnow
+
+
+def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> int:
+    with transaction(factory) as session:
+        return tracking.prune(session, now or utcnow(), settings.retention_days)
