@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time as time_module
 from collections import Counter
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
@@ -490,6 +491,46 @@ def serve(
     else:
         web = create_app(rt.settings, factory, Background(rt.engine, factory, rt.settings) if background else None)
         uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    weeks: Annotated[int, typer.Option("--weeks", min=1, max=52, help="How many school weeks to play.")] = 6,
+    people: Annotated[int | None, typer.Option("--people", min=10, max=5000,
+                                               help="Generate this many people (default: the 40-person sample).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same story.")] = 7,
+    serve: Annotated[bool, typer.Option("--serve", help="Keep the dashboard up on localhost:8000 afterwards.")] = False,
+) -> None:
+    """Fast-forward demo on a throwaway SQLite database: digests, Canvas, readers, reminders, escalations."""
+    import shutil
+
+    from service import simulate as sim
+
+    settings = runtime(ctx).settings
+    outbox_dir = Path(settings.outbox_dir) / "simulation"
+    shutil.rmtree(outbox_dir, ignore_errors=True)
+    table = Table(*sim.COLUMNS, title=f"Simulated weeks (seed {seed})")
+    console.print(f"simulating {weeks} week(s) for {people or 40} people (seed {seed})…")
+
+    def show_week(row: sim.WeekRow) -> None:
+        table.add_row(*row.cells())
+        console.print(f"  {row.week} done", highlight=False)
+
+    def keep_serving(result: sim.Simulation) -> None:
+        console.print(f"dashboard: {result.base_url}/admin (token: demo); Ctrl-C stops")
+        try:
+            while True:
+                time_module.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+    result = sim.run(weeks, people=people, seed=seed, outbox_dir=outbox_dir, port=8000 if serve else None,
+                     on_week=show_week, keep_serving=keep_serving if serve else None)
+    console.print(table, width=130)
+    console.print("personas: " + ", ".join(f"{n} {p}" for p, n in result.personas.items()))
+    console.print(f"{result.outbox_files} emails written to {outbox_dir}/ (by kind); "
+                  f"simulated in {result.seconds:.1f} s")
 
 
 def _canvas_api(settings: Settings):

@@ -8,7 +8,8 @@ refuses. A GET never acknowledges: link scanners follow GETs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI, Form, Request, Response
@@ -49,7 +50,7 @@ def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
 
 
 def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
-               background: Background | None = None) -> FastAPI:
+               background: Background | None = None, clock: Callable[[], datetime] = utcnow) -> FastAPI:
     """The web app; with ``background`` (what `nudge serve` runs), its lifespan also starts and
     stops the dispatcher loop and the scheduler election."""
     factory = factory or make_sessionmaker(make_engine(settings.database_url))
@@ -87,7 +88,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
             metrics.invalid_tokens.labels("pixel").inc()
 
     app.add_middleware(PixelMiddleware, signer=signer, recorder=opens, ip_key=keys[0],
-                       trust_proxy=settings.trust_proxy, on_open=counted_open)
+                       trust_proxy=settings.trust_proxy, on_open=counted_open, clock=clock)
 
     @contextmanager
     def unit_of_work() -> Iterator[Session]:
@@ -98,7 +99,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         ip = request.client.host if request.client else None
         if settings.trust_proxy and request.headers.get("x-forwarded-for"):
             ip = request.headers["x-forwarded-for"].split(",")[0].strip()
-        return Signal(request.method, request.headers.get("user-agent"), ip, hash_ip(ip, keys[0]), utcnow())
+        return Signal(request.method, request.headers.get("user-agent"), ip, hash_ip(ip, keys[0]), clock())
 
     @app.get("/c/{token}")
     @app.head("/c/{token}", include_in_schema=False)  # scanners' HEADs are recorded as machine clicks
@@ -167,13 +168,13 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         body = await request.body()
         try:
             verifier.verify(body, request.headers.get("x-twilio-email-event-webhook-signature"),
-                            request.headers.get("x-twilio-email-event-webhook-timestamp"), utcnow())
+                            request.headers.get("x-twilio-email-event-webhook-timestamp"), clock())
         except webhook.SignatureError as exc:
             metrics.webhook_batches.labels("rejected").inc()
             log.warning("SendGrid webhook rejected: %s", exc)
             return JSONResponse({"error": str(exc)}, status_code=403)
         with unit_of_work() as session:
-            result = webhook.ingest(session, rules, body, utcnow())
+            result = webhook.ingest(session, rules, body, clock())
         metrics.webhook_batches.labels("accepted").inc()
         for (kind, machine), count in result.by_type.items():
             metrics.webhook_events.labels(kind, str(machine).lower()).inc(count)
@@ -208,7 +209,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(dashboard_router(settings, factory, keys))
+    app.include_router(dashboard_router(settings, factory, keys, clock))
 
     @app.get("/", response_class=PlainTextResponse, include_in_schema=False)
     def index() -> str:

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import io
 import time as clock
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -57,7 +58,8 @@ def render(name: str, status: int = 200, **context: object) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def dashboard_router(settings: Settings, factory: sessionmaker[Session], keys: list[str]) -> APIRouter:
+def dashboard_router(settings: Settings, factory: sessionmaker[Session], keys: list[str],
+                     clock: Callable[[], datetime] = utcnow) -> APIRouter:
     router = APIRouter(prefix="/admin", include_in_schema=False)
     sessions = AdminSession(keys)
     zone = ZoneInfo(settings.timezone)
@@ -71,7 +73,7 @@ def dashboard_router(settings: Settings, factory: sessionmaker[Session], keys: l
         return None
 
     def this_week() -> tuple[str, datetime, datetime]:
-        key = week_key(utcnow().astimezone(zone).date())
+        key = week_key(clock().astimezone(zone).date())
         return (key, *reports.week_bounds(key, zone))
 
     @router.get("/login", response_class=HTMLResponse)
@@ -112,7 +114,7 @@ def dashboard_router(settings: Settings, factory: sessionmaker[Session], keys: l
                 .group_by(Delivery.channel, Delivery.status).order_by(Delivery.channel, Delivery.status)
             ).all()
             trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), None)
-            notices = reports.notice_progress(session, None, utcnow().astimezone(zone).date())
+            notices = reports.notice_progress(session, None, clock().astimezone(zone).date())
             rows = reports.engagement(session, start, end)
         return render("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
                       undeliverable=undeliverable, by_status=by_status, notices=notices,
@@ -193,7 +195,7 @@ def dashboard_router(settings: Settings, factory: sessionmaker[Session], keys: l
         if (stop := denied(request)) is not None:
             return stop
         with transaction(factory) as session:
-            progress = reports.notice_progress(session, None, utcnow().astimezone(zone).date() - timedelta(days=3650))
+            progress = reports.notice_progress(session, None, clock().astimezone(zone).date() - timedelta(days=3650))
         return render("admin_notices", notices=progress)
 
     @router.get("/notices/{notice_id}", response_class=HTMLResponse)

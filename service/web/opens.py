@@ -152,8 +152,10 @@ def bulk_insert(session: Session, rows: list[dict]) -> None:
 class PixelMiddleware:
     """Serves ``/o/{token}.gif`` before the framework's routing: the hottest path stays tiny."""
 
-    def __init__(self, app, signer: Signer, recorder: OpenRecorder, ip_key: str, trust_proxy: bool, on_open=None):
+    def __init__(self, app, signer: Signer, recorder: OpenRecorder, ip_key: str, trust_proxy: bool, on_open=None,
+                 clock=utcnow):
         self.app = app
+        self.clock = clock
         self.signer = signer
         self.recorder = recorder
         self.ip_key = ip_key
@@ -176,7 +178,7 @@ class PixelMiddleware:
                 ip = forwarded.decode("latin-1").split(",")[0].strip()
             self.recorder.add(PendingOpen(data.delivery_id, scope["method"],
                                           agent.decode("latin-1") if agent else None, ip,
-                                          hash_ip(ip, self.ip_key), utcnow()))
+                                          hash_ip(ip, self.ip_key), self.clock()))
         if self.on_open is not None:
             self.on_open(data is not None and data.kind == OPEN)
         await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
