@@ -25,7 +25,7 @@ from rich.progress import Progress
 
 from sqlalchemy import select
 
-from service import canvas, content, digest, escalation, migrate, outbox, policies, reports, roster
+from service import canvas, content, digest, escalation, logs, migrate, outbox, policies, reports, roster
 from service.channels.canvas import CanvasConfigError, api_from_settings
 from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
@@ -82,7 +82,9 @@ def runtime(ctx: typer.Context) -> Runtime:
 
 @app.callback()
 def _load(ctx: typer.Context) -> None:
-    ctx.obj = Runtime(load_settings())
+    settings = load_settings()
+    logs.configure(settings, logging.INFO if ctx.invoked_subcommand == "serve" else logging.WARNING)
+    ctx.obj = Runtime(settings)
 
 
 @db_app.command("upgrade")
