@@ -1,5 +1,7 @@
 """Weekly fan-out benchmark: compose + render + dispatch digests to the SendGrid double.
 
+The double runs in its own process (count-only), so its work is not charged to ours.
+
 Prints digests/s, wall time, HTTP calls made and calls per 500 digests, plus
 the bare Jinja2 rendering rate of the same templates for the same people
 (the CPU floor) and the ratio. Figures go last, one per line.
@@ -11,7 +13,11 @@ the bare Jinja2 rendering rate of the same templates for the same people
 from __future__ import annotations
 
 import argparse
+import json
+import socket
+import subprocess
 import sys
+import urllib.request
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -22,14 +28,13 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import fresh_database  # noqa: E402
+from common import ROOT, fresh_database  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
 from service.content import import_pack  # noqa: E402
 from service.db import make_sessionmaker  # noqa: E402
 from service.digest import SchoolCalendar, compose, rotation_order, tip_catalogue  # noqa: E402
 from service.dispatch import Dispatcher  # noqa: E402
-from service.doubles.sendgrid import SendGridDouble  # noqa: E402
 from service.models import Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
 from service.rendering import template_env  # noqa: E402
@@ -55,6 +60,21 @@ def add_people(factory, count: int) -> None:
             s.execute(Person.__table__.insert(), rows[start : start + 10000])
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SELECT setval('people_id_seq', (SELECT max(id) FROM people))"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(port: int) -> None:
+    for _ in range(200):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit("the SendGrid double did not start")
 
 
 def bare_render_rate(factory, settings, sample: int) -> float:
@@ -92,10 +112,15 @@ def main() -> None:
     with factory() as s, s.begin():
         import_pack(s, CONTENT_DIR / "social_media.yaml")
     add_people(factory, args.people)
-    with SendGridDouble() as double:
-        settings = load_settings(database_url=url, email_backend="sendgrid", sendgrid_host=double.url,
-                                 sendgrid_api_key=SecretStr(double.api_key), secret_key=SecretStr("bench-key"),
-                                 outbox_dir=f"{tmp}/outbox")
+    port = free_port()
+    double = subprocess.Popen([sys.executable, "-m", "service.doubles.sendgrid", "--port", str(port), "--api-key",
+                               "SG.bench", "--count-only"], cwd=ROOT, stdout=subprocess.DEVNULL)
+    double_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(port)
+        settings = load_settings(database_url=url, email_backend="sendgrid", sendgrid_host=double_url,
+                                 sendgrid_api_key=SecretStr("SG.bench"), secret_key=SecretStr("bench-key"),
+                                 outbox_dir=f"{tmp}/outbox", dispatch_batch_size=1000)
         start = time.perf_counter()
         with factory() as s, s.begin():
             composed = compose(s, settings, NOW, SchoolCalendar(), week=WEEK).composed
@@ -103,8 +128,11 @@ def main() -> None:
         dispatcher = Dispatcher(factory, settings, clock=lambda: NOW)
         stats = dispatcher.drain()
         wall = time.perf_counter() - start
-        calls = len(double.requests)
-        received = len(double.emails)
+        counters = json.loads(urllib.request.urlopen(f"{double_url}/_stats").read())
+        calls, received = counters["requests"], counters["recipients"]
+    finally:
+        double.terminate()
+        double.wait(10)
     bare = bare_render_rate(factory, settings, min(args.people, 5000))
     rate = stats.sent / wall
     print(f"database: {engine.dialect.name}; people: {args.people}")

@@ -64,3 +64,11 @@ def insert_ignore(
         statement = insert(model).on_conflict_do_nothing(index_elements=conflict).returning(*columns)
         inserted.extend(session.execute(statement, rows[start : start + 5000]).all())
     return inserted
+
+
+def copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL COPY of many rows in one stream: the fastest way to write bulk data."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

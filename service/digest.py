@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.config import WEEKDAYS, Settings
 from service.channels import Message
+from service.db import copy_rows, is_postgres
 from service.errors import InputErrors, NudgeError
 from service.models import Delivery, DeliveryItem, Person, Tip
 from service.outbox import insert_ignoring_duplicates
@@ -54,8 +56,13 @@ def parse_week(key: str) -> date:
         raise ValueError(f"week {key!r} is not an ISO week like 2026-W48") from None
 
 
-def person_zone(person: Person, settings: Settings) -> ZoneInfo:
-    return ZoneInfo(person.timezone or settings.timezone)
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def person_zone(person: Person | StaffRow, settings: Settings) -> ZoneInfo:
+    return _zone(person.timezone or settings.timezone)
 
 
 def send_day(key: str, settings: Settings) -> date:
@@ -181,6 +188,15 @@ class ComposeResult:
 
 
 @dataclass(frozen=True)
+class StaffRow:
+    """The three facts composing needs of a person (lighter than a full ORM object at 100k people)."""
+
+    id: int
+    role: str
+    timezone: str | None
+
+
+@dataclass(frozen=True)
 class Plan:
     person: Person
     week: str
@@ -277,7 +293,8 @@ def compose(
     one row per person and week, even with two composers at once.
     """
     result = ComposeResult()
-    people = session.scalars(select(Person).where(Person.active.is_(True)).order_by(Person.id)).all()
+    people = [StaffRow(*row) for row in session.execute(
+        select(Person.id, Person.role, Person.timezone).where(Person.active.is_(True)).order_by(Person.id))]
     weeks: dict[int, str] = {}
     for person in people:
         zone = person_zone(person, settings)
@@ -330,7 +347,10 @@ def compose(
         for delivery_id, person_id in inserted
         for position, tip_id in enumerate(by_person[person_id].tip_ids)
     ]
-    if items:
+    if items and is_postgres(session):
+        copy_rows(session, "delivery_items", ("delivery_id", "position", "tip_id"),
+                  [(i["delivery_id"], i["position"], i["tip_id"]) for i in items])
+    elif items:
         session.execute(DeliveryItem.__table__.insert(), items)
     result.composed = len(inserted)
     result.already += len(ready) - len(inserted)

