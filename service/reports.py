@@ -153,12 +153,17 @@ class PersonEngagement:
         return "no signal"
 
 
-def subtree(session: Session, root_id: int) -> list[int]:
-    """Everyone below ``root_id`` (not the root), by a recursive query."""
+def subtree_select(root_id: int):
+    """A query of everyone below ``root_id`` (not the root): usable inside other queries at any size."""
     tree = select(Person.id).where(Person.supervisor_id == root_id).cte("tree", recursive=True)
     below = aliased(Person)
     tree = tree.union(select(below.id).where(below.supervisor_id == tree.c.id))
-    return list(session.scalars(select(tree.c.id)))
+    return select(tree.c.id)
+
+
+def subtree(session: Session, root_id: int) -> list[int]:
+    """Everyone below ``root_id`` (not the root), by a recursive query."""
+    return list(session.scalars(subtree_select(root_id)))
 
 
 def _count(condition) -> object:
@@ -166,7 +171,7 @@ def _count(condition) -> object:
 
 
 def engagement(
-    session: Session, start: datetime, end: datetime, person_ids: list[int] | None = None, *, active_only: bool = True
+    session: Session, start: datetime, end: datetime, person_ids=None, *, active_only: bool = True
 ) -> list[PersonEngagement]:
     """Per person: signals between ``start`` and ``end`` by kind and machine/human, the last human
     signal ever, and flags. One grouped query over the events; nothing is loaded event by event."""
@@ -212,8 +217,9 @@ def engagement(
     )
     if active_only:
         query = query.where(Person.active.is_(True))
-    if person_ids is not None:
-        query = query.where(Person.id.in_(person_ids)) if person_ids else query.where(False)
+    if person_ids is not None:  # a list of ids, or a query of them (a subtree of any size)
+        query = query.where(Person.id.in_(person_ids)) if not isinstance(person_ids, list) or person_ids \
+            else query.where(False)
     return [PersonEngagement(*row) for row in session.execute(query)]
 
 
@@ -234,7 +240,7 @@ class TrendPoint:
         return self.engaged / self.reached if self.reached else None
 
 
-def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids: list[int] | None
+def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids=None
                  ) -> list[TrendPoint]:
     """Per week: people who got a digest, and how many of them gave a human signal that week (SQL)."""
     if not weeks:
@@ -296,7 +302,7 @@ class NoticeProgress:
     audience: int
 
 
-def notice_progress(session: Session, person_ids: list[int] | None, today: date) -> list[NoticeProgress]:
+def notice_progress(session: Session, person_ids, today: date) -> list[NoticeProgress]:
     """Open notices (not past due by more than a month) with acknowledged / sent counts, in SQL."""
     sent = (
         select(DeliveryItem.notice_id.label("nid"), func.count(func.distinct(Delivery.person_id)).label("n"))
@@ -345,7 +351,7 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
                     ) -> dict[str, object] | None:
     """What one supervisor's weekly summary says, or None when there is nothing to report."""
     start, end = week_bounds(week, zone)
-    scope = subtree(session, supervisor.id)
+    scope = subtree_select(supervisor.id)
     rows = engagement(session, start, end, scope)
     if not rows:
         return None
@@ -367,7 +373,8 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
     if managers:  # a manager of managers: one line per direct team, then who needs attention
         teams = []
         for head in direct:
-            members = [r for r in rows if r.id in set(subtree(session, head.id))]
+            below = set(subtree(session, head.id))
+            members = [r for r in rows if r.id in below]
             if members:
                 teams.append({"name": head.name, "size": len(members), "rate": rate(members)})
         payload["teams"] = teams
