@@ -37,7 +37,7 @@ from service.models import (
     utcnow,
 )
 from service.rendering import render_markdown, section_url, template_env
-from service.tracking import Links
+from service.tracking import Links, note_human_signals
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,7 @@ def sync_reads(
                                             provider_event_id=event_id, at=utcnow()))
                 known.add(event_id)
                 result.recorded += 1
+                note_human_signals(session, [(person_id, utcnow())])
             sleep(settings.canvas_sync_interval)
     session.flush()
     return result

@@ -31,7 +31,6 @@ from service.models import (
     Acknowledgement,
     Delivery,
     DeliveryItem,
-    EngagementEvent,
     Escalation,
     Notice,
     Person,
@@ -39,7 +38,6 @@ from service.models import (
 
 log = logging.getLogger(__name__)
 
-HUMAN_KINDS = ("open", "click", "ack", "canvas_read")
 NOTICE_REMINDER, NOTICE_OVERDUE, NEVER_ENGAGED = "notice_reminder", "notice_overdue", "never_engaged"
 ADMIN_LEVEL = 3
 
@@ -94,7 +92,10 @@ class Pass:
         self.today = as_of.astimezone(self.zone).date()
         self.week = digest.week_key(self.today)
         self.result = PassResult()
-        self.staff = Staff({p.id: p for p in session.scalars(select(Person))})
+        columns = (Person.id, Person.email, Person.name, Person.supervisor_id, Person.active, Person.joined_at,
+                   Person.undeliverable_since, Person.undeliverable_reason, Person.last_human_at,
+                   Person.silent_digests, Person.silent_since)
+        self.staff = Staff({p.id: p for p in session.execute(select(*columns))})  # light rows, not ORM objects
         self.open_rows: dict[tuple[int, str, str, int], Escalation] = {}
         self.all_rows: set[tuple[int, str, str, int]] = set()
         for row in session.scalars(select(Escalation)):
@@ -199,62 +200,45 @@ class Pass:
     # ------------------------------------------------------------ never engaged
 
     def never_engaged(self) -> None:
-        k = self.settings.never_engaged_digests
-        ranked = (
-            select(Delivery.person_id, Delivery.id, Delivery.sent_at,
-                   func.row_number().over(partition_by=Delivery.person_id, order_by=Delivery.sent_at.desc())
-                   .label("rank"))
-            .where(Delivery.kind == "digest", Delivery.status == "sent", Delivery.person_id.is_not(None))
-            .subquery()
-        )
-        recent: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
-        for person_id, delivery_id, sent_at in self.session.execute(
-            select(ranked.c.person_id, ranked.c.id, ranked.c.sent_at).where(ranked.c.rank <= k + 32)
-            .order_by(ranked.c.person_id, ranked.c.sent_at.desc())
-        ):
-            recent[person_id].append((delivery_id, sent_at))
-        last_human = dict(self.session.execute(
-            select(EngagementEvent.person_id, func.max(EngagementEvent.at))
-            .where(EngagementEvent.is_machine.is_(False), EngagementEvent.kind.in_(HUMAN_KINDS),
-                   EngagementEvent.person_id.is_not(None))
-            .group_by(EngagementEvent.person_id)
-        ).tuples().all())
+        """Read from people's incremental aggregates: the silent streak and the last human signal."""
+        k, grace = self.settings.never_engaged_digests, self.settings.never_engaged_grace_digests
+        self.session.flush()
         episodes: dict[int, Escalation] = {
             key[0]: row for key, row in self.open_rows.items() if key[1] == NEVER_ENGAGED and key[3] == 0
         }
-        for person in self.staff.people.values():
-            episode = episodes.get(person.id)
-            if episode is not None:
-                since = datetime.fromisoformat(episode.subject.removeprefix("since:"))
-                human = last_human.get(person.id)
-                if human is not None and human > since:
-                    self.resolve(person, NEVER_ENGAGED, episode.subject, "engaged")
-                    continue
-                if not person.active:
-                    self.resolve(person, NEVER_ENGAGED, episode.subject, "left")
-                    continue
-                if not self.eligible(person):
-                    continue
-                after_nudge = [d for d in recent[person.id] if d[1] > episode.opened_at]
-                if len(after_nudge) >= self.settings.never_engaged_grace_digests:
+        nudged = select(Escalation.person_id, Escalation.opened_at).where(
+            Escalation.reason == NEVER_ENGAGED, Escalation.level == 0, Escalation.resolved_at.is_(None)).subquery()
+        since_nudge = dict(self.session.execute(  # digests sent after each open nudge, counted in SQL
+            select(Delivery.person_id, func.count())
+            .join(nudged, (nudged.c.person_id == Delivery.person_id) & (Delivery.sent_at > nudged.c.opened_at))
+            .where(Delivery.kind == "digest", Delivery.status == "sent")
+            .group_by(Delivery.person_id)
+        ).tuples().all())
+        for person_id, episode in episodes.items():
+            person = self.staff.people[person_id]
+            since = datetime.fromisoformat(episode.subject.removeprefix("since:"))
+            if person.last_human_at is not None and person.last_human_at > since:
+                self.resolve(person, NEVER_ENGAGED, episode.subject, "engaged")
+            elif not person.active:
+                self.resolve(person, NEVER_ENGAGED, episode.subject, "left")
+            elif self.eligible(person):
+                if since_nudge.get(person_id, 0) >= grace:
                     self.step(person, NEVER_ENGAGED, episode.subject, 1)
                 self.climb(person, NEVER_ENGAGED, episode.subject)
+        for person in self.staff.people.values():
+            if person.id in episodes or person.silent_digests < k or not self.eligible(person):
                 continue
-            digests = recent.get(person.id, [])[:k]
-            if not self.eligible(person) or len(digests) < k:
-                continue
-            first_sent = digests[-1][1]
-            human = last_human.get(person.id)
-            if human is not None and human >= first_sent:
-                continue
-            subject = f"since:{first_sent.isoformat()}"
+            subject = f"since:{person.silent_since.isoformat()}"
             if self.step(person, NEVER_ENGAGED, subject, 0) is not None:
-                self.nudge_email(person, [d for d, _ in digests], first_sent)
+                self.nudge_email(person, person.silent_since)
 
-    def nudge_email(self, person: Person, digest_ids: list[int], since: datetime) -> None:
+    def nudge_email(self, person: Person, since: datetime) -> None:
+        """"Here's what you missed": the lead tips of the digests sent since the silence began."""
         tips = list(self.session.scalars(
-            select(DeliveryItem.tip_id).where(DeliveryItem.delivery_id.in_(digest_ids), DeliveryItem.tip_id.is_not(None))
-            .order_by(DeliveryItem.position, DeliveryItem.delivery_id)
+            select(DeliveryItem.tip_id).join(Delivery)
+            .where(Delivery.person_id == person.id, Delivery.kind == "digest", Delivery.status == "sent",
+                   Delivery.sent_at >= since, DeliveryItem.tip_id.is_not(None))
+            .order_by(DeliveryItem.position, Delivery.sent_at)
         ))
         top = list(dict.fromkeys(tips))[: self.settings.tips_per_digest]
         self.result.nudges.append(person.email)

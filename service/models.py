@@ -80,6 +80,11 @@ class Person(Base):
     deactivated_at: Mapped[datetime | None]
     undeliverable_since: Mapped[datetime | None]
     undeliverable_reason: Mapped[str | None] = mapped_column(String(200))
+    # incremental aggregates kept by every path that records a digest or a human signal, so the daily
+    # escalation pass reads one row per person instead of scanning millions of events
+    last_human_at: Mapped[datetime | None]
+    silent_digests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    silent_since: Mapped[datetime | None]  # when the first digest after the last human signal went out
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     supervisor: Mapped[Person | None] = relationship(remote_side=[id], back_populates="reports")

@@ -178,15 +178,20 @@ def record_results(
             update(Delivery).where(Delivery.id == delivery_id, mine).values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
+    from service.tracking import note_digests_sent
+
     for provider_id, ids in sent_by_provider.items():
         for start in range(0, len(ids), 5000):
-            counts["sent"] += session.execute(
+            marked = list(session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids[start : start + 5000]), mine)
                 .values(status="sent", sent_at=now, provider_message_id=provider_id, last_error=None,
                         lease_owner=None, lease_expires_at=None)
+                .returning(Delivery.id)
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ).scalars())
+            note_digests_sent(session, marked, now)
+            counts["sent"] += len(marked)
     return dict(counts)
 
 

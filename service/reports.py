@@ -174,7 +174,8 @@ def engagement(
     session: Session, start: datetime, end: datetime, person_ids=None, *, active_only: bool = True
 ) -> list[PersonEngagement]:
     """Per person: signals between ``start`` and ``end`` by kind and machine/human, the last human
-    signal ever, and flags. One grouped query over the events; nothing is loaded event by event."""
+    signal ever (kept on the person as signals arrive), and flags. One grouped query over the
+    window's events; nothing is loaded event by event."""
     e = EngagementEvent
     human = e.is_machine.is_(False)
     window = (
@@ -191,12 +192,6 @@ def engagement(
         .group_by(e.person_id)
         .subquery()
     )
-    last = (
-        select(e.person_id.label("person_id"), func.max(e.at).label("last_human"))
-        .where(human, e.kind.in_(HUMAN_KINDS))
-        .group_by(e.person_id)
-        .subquery()
-    )
     escalated = (
         select(Escalation.person_id).where(Escalation.resolved_at.is_(None), Escalation.level >= 1).distinct()
         .subquery()
@@ -207,11 +202,10 @@ def engagement(
             func.coalesce(window.c.human_opens, 0), func.coalesce(window.c.machine_opens, 0),
             func.coalesce(window.c.machine_signals, 0),
             func.coalesce(window.c.clicks, 0), func.coalesce(window.c.acks, 0),
-            func.coalesce(window.c.canvas_reads, 0), last.c.last_human,
+            func.coalesce(window.c.canvas_reads, 0), Person.last_human_at,
             Person.undeliverable_since.is_not(None), escalated.c.person_id.is_not(None),
         )
         .outerjoin(window, window.c.person_id == Person.id)
-        .outerjoin(last, last.c.person_id == Person.id)
         .outerjoin(escalated, escalated.c.person_id == Person.id)
         .order_by(Person.name)
     )

@@ -14,13 +14,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import insert_ignore, is_postgres
-from service.models import Acknowledgement, AppSecret, Delivery, EngagementArchive, EngagementEvent
+from service.models import Acknowledgement, AppSecret, Delivery, EngagementArchive, EngagementEvent, Person
 from service.signals import Rules, Verdict, classify, is_click_burst
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,8 @@ def record_click(session: Session, rules: Rules, delivery_id: int, target: str, 
             earlier.is_machine, earlier.reason = True, reason
     event = _event(delivery, "click", "link", signal, verdict, target)
     session.add(event)
+    if not verdict.is_machine:
+        note_human_signals(session, [(delivery.person_id, signal.at)])
     return event
 
 
@@ -184,6 +186,7 @@ def record_ack(session: Session, delivery: Delivery, subject: str, person_id: in
             delivery_id=delivery.id, person_id=person_id, kind="ack", source="ack_page", is_machine=False,
             target=subject, user_agent=(signal.user_agent or "")[:500] or None, ip_hash=signal.ip_hash, at=signal.at,
         ))
+        note_human_signals(session, [(person_id, signal.at)])
     return AckResult(bool(inserted), person_id)
 
 
@@ -216,3 +219,39 @@ def prune(session: Session, now: datetime, retention_days: int) -> int:
                                 for p, m, k, x, n in sums])
     deleted = session.execute(delete(e).where(e.at < cutoff).execution_options(synchronize_session=False))
     return deleted.rowcount or 0
+
+
+# ------------------------------------------------------------------ incremental aggregates
+
+HUMAN_KINDS = ("open", "click", "ack", "canvas_read")
+
+
+def note_human_signals(session: Session, signals: list[tuple[int | None, datetime]]) -> None:
+    """Keep people's aggregates current: last human signal, and the silent streak it ends.
+
+    A signal older than the first silent digest (a late webhook) only moves ``last_human_at``;
+    the digests sent after it stay silent.
+    """
+    latest: dict[int, datetime] = {}
+    for person_id, at in signals:
+        if person_id is not None and (person_id not in latest or at > latest[person_id]):
+            latest[person_id] = at
+    for person_id, at in latest.items():
+        session.execute(
+            update(Person).where(Person.id == person_id, or_(Person.last_human_at.is_(None),
+                                                              Person.last_human_at < at))
+            .values(last_human_at=at).execution_options(synchronize_session=False))
+        session.execute(
+            update(Person).where(Person.id == person_id, Person.silent_since.is_not(None), Person.silent_since <= at)
+            .values(silent_digests=0, silent_since=None).execution_options(synchronize_session=False))
+
+
+def note_digests_sent(session: Session, delivery_ids: list[int], at: datetime) -> None:
+    """A sent digest lengthens its reader's silent streak (until a human signal ends it)."""
+    if not delivery_ids:
+        return
+    readers = select(Delivery.person_id).where(Delivery.id.in_(delivery_ids), Delivery.kind == "digest")
+    session.execute(
+        update(Person).where(Person.id.in_(readers))
+        .values(silent_digests=Person.silent_digests + 1, silent_since=func.coalesce(Person.silent_since, at))
+        .execution_options(synchronize_session=False))

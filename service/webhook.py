@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from service.db import insert_ignore
 from service.models import Delivery, EngagementEvent, Person
 from service.signals import Rules, classify
+from service.tracking import note_human_signals
 
 STORED_EVENTS = {"processed", "delivered", "deferred", "bounce", "dropped", "spamreport", "open", "click"}
 UNDELIVERABLE_EVENTS = {"dropped", "spamreport"}
@@ -134,6 +135,8 @@ def ingest(session: Session, rules: Rules, body: bytes, now: datetime) -> Ingest
     new_ids = {event_id for _, event_id in inserted}
     result.stored = len(new_ids)
     result.duplicates = len(rows) - len(new_ids)
+    note_human_signals(session, [(r["person_id"], r["at"]) for r in rows if r["provider_event_id"] in new_ids
+                                 and not r["is_machine"] and r["kind"] in ("open", "click")])
     for row in rows:
         if row["provider_event_id"] in new_ids:
             key = (row["kind"], row["is_machine"])

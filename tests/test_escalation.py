@@ -24,6 +24,7 @@ from service.models import (
     PolicyVersion,
 )
 from service.roster import import_roster
+from service.tracking import note_human_signals
 from tests.conftest import REPO
 from tests.helpers import run_cli
 
@@ -77,6 +78,8 @@ def signal(factory, email: str, at: datetime, *, machine: bool, kind: str = "ope
         delivery = s.scalar(select(Delivery.id).where(Delivery.person_id == pid).order_by(Delivery.id.desc()))
         s.add(EngagementEvent(delivery_id=delivery, person_id=pid, kind=kind, source="pixel", is_machine=machine,
                               reason="Gmail image proxy" if machine else None, at=at))
+        if not machine:  # what every ingest path does
+            note_human_signals(s, [(pid, at)])
 
 
 def escalate(factory, settings, day: date, calendar=NO_BREAKS):

@@ -17,6 +17,7 @@ from service.dispatch import Dispatcher
 from service.models import Delivery, EngagementEvent, Escalation, Person
 from service.reports import compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
 from service.roster import import_roster
+from service.tracking import note_human_signals
 from tests.conftest import REPO
 from tests.helpers import run_cli
 
@@ -68,6 +69,9 @@ def team(factory, settings, tmp_path: Path):
             event("sam@x.org", "ack", False, at(2, 11)),
             event("dan@x.org", "open", False, at(-6, 9)),  # last week only
         ])
+        for who, when in (("ann@x.org", at(0, 9)), ("bob@x.org", at(1, 10)), ("sam@x.org", at(2, 11)),
+                          ("dan@x.org", at(-6, 9))):
+            note_human_signals(s, [(ids[who], when)])  # what every ingest path does
         s.execute(Person.__table__.update().where(Person.email == "eve@x.org")
                   .values(undeliverable_since=at(0, 9), undeliverable_reason="bounce"))
         s.add(Escalation(person_id=ids["dan@x.org"], reason="never_engaged", subject="since:x", level=1,

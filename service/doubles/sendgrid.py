@@ -66,6 +66,8 @@ class SendGridDouble(BackgroundServer):
     attempts: int = 0
     expand: bool = True  # False: validate and count recipients only (benchmarks at scale)
     recipients: int = 0
+    duplicates: int = 0  # the same delivery_id custom arg seen twice
+    seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         BackgroundServer.__init__(self, _Handler, self.host, self.port)
@@ -129,6 +131,11 @@ class SendGridDouble(BackgroundServer):
             self.requests.append(body if self.expand else {})
             self.emails.extend(expanded)
             self.recipients += sum(len(p["to"]) for p in body["personalizations"])
+            for p in body["personalizations"]:
+                delivery = (p.get("custom_args") or {}).get("delivery_id")
+                if delivery is not None:
+                    self.duplicates += delivery in self.seen
+                    self.seen.add(delivery)
         return message_id
 
 
@@ -234,7 +241,7 @@ class _Handler(FastHandler):
         if self.path == "/_stats":  # the double's own counters, for a benchmark running it in another process
             with self.double.lock:
                 stats = {"requests": len(self.double.requests), "recipients": self.double.recipients,
-                         "attempts": self.double.attempts}
+                         "attempts": self.double.attempts, "duplicates": self.double.duplicates}
             self._reply(200, stats)
         else:
             self._reply(404, {"errors": [_error("Not found")]})

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import copy_rows, is_postgres
 from service.models import Delivery, EngagementEvent, utcnow
 from service.signals import Rules, classify
-from service.tracking import OPEN, Signer, hash_ip
+from service.tracking import OPEN, Signer, hash_ip, note_human_signals
 
 log = logging.getLogger(__name__)
 CACHE_LIMIT = 500_000
@@ -129,6 +129,7 @@ class OpenRecorder:
                              "ip_hash": p.ip_hash, "at": p.at})
             if rows:
                 bulk_insert(session, rows)
+                note_human_signals(session, [(r["person_id"], r["at"]) for r in rows if not r["is_machine"]])
         if self.on_written is not None:
             self.on_written(rows)
         return len(rows)
