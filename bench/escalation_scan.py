@@ -62,6 +62,19 @@ def build(engine, people: int, weeks: int) -> None:
                  LATERAL (VALUES (1, 'open', p % 7 = 0), (2, 'click', p % 10 = 0), (3, 'ack', p % 10 = 0)) AS k(n, kind, machine)
             WHERE NOT (p % 10 = 0 AND NOT k.machine) OR k.kind = 'open'"""),
                      {"n": people, "weeks": weeks, "start": start})
+        # the aggregates every ingest path keeps on people, computed here in two set-based statements
+        conn.execute(text("""
+            UPDATE people SET last_human_at = h.last FROM (
+                SELECT person_id, max(at) AS last FROM engagement_events
+                WHERE NOT is_machine AND kind IN ('open', 'click', 'ack', 'canvas_read') GROUP BY person_id) h
+            WHERE h.person_id = people.id"""))
+        conn.execute(text("""
+            UPDATE people SET silent_digests = d.n, silent_since = d.first FROM (
+                SELECT d.person_id, count(*) AS n, min(d.sent_at) AS first
+                FROM deliveries d JOIN people p ON p.id = d.person_id
+                WHERE d.kind = 'digest' AND d.status = 'sent' AND (p.last_human_at IS NULL OR d.sent_at > p.last_human_at)
+                GROUP BY d.person_id) d
+            WHERE d.person_id = people.id"""))
         conn.execute(text("ANALYZE"))
 
 

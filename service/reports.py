@@ -365,10 +365,22 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
         "counts": {status: sum(r.status == status for r in counted) for status in STATUS_ORDER},
     }
     if managers:  # a manager of managers: one line per direct team, then who needs attention
+        children: dict[int | None, list[int]] = {}
+        for r in rows:
+            children.setdefault(r.supervisor_id, []).append(r.id)
+
+        def below(person_id: int) -> set[int]:  # descendants, from the rows already loaded
+            found, stack = set(), list(children.get(person_id, []))
+            while stack:
+                current = stack.pop()
+                found.add(current)
+                stack.extend(children.get(current, []))
+            return found
+
         teams = []
         for head in direct:
-            below = set(subtree(session, head.id))
-            members = [r for r in rows if r.id in below]
+            team = below(head.id)
+            members = [r for r in rows if r.id in team]
             if members:
                 teams.append({"name": head.name, "size": len(members), "rate": rate(members)})
         payload["teams"] = teams
