@@ -365,24 +365,26 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
         "counts": {status: sum(r.status == status for r in counted) for status in STATUS_ORDER},
     }
     if managers:  # a manager of managers: one line per direct team, then who needs attention
-        children: dict[int | None, list[int]] = {}
+        boss = {r.id: r.supervisor_id for r in rows}
+        head_of: dict[int, int] = {r.id: r.id for r in direct}
+
+        def team_head(person_id: int) -> int | None:  # the direct report whose team someone is in (memoised)
+            path = []
+            while person_id not in head_of:
+                if person_id not in boss:  # the chain passes an inactive manager: no team line
+                    return None
+                path.append(person_id)
+                person_id = boss[person_id]
+            for step in path:
+                head_of[step] = head_of[person_id]
+            return head_of[person_id]
+
+        members: dict[int, list[PersonEngagement]] = {}
         for r in rows:
-            children.setdefault(r.supervisor_id, []).append(r.id)
-
-        def below(person_id: int) -> set[int]:  # descendants, from the rows already loaded
-            found, stack = set(), list(children.get(person_id, []))
-            while stack:
-                current = stack.pop()
-                found.add(current)
-                stack.extend(children.get(current, []))
-            return found
-
-        teams = []
-        for head in direct:
-            team = below(head.id)
-            members = [r for r in rows if r.id in team]
-            if members:
-                teams.append({"name": head.name, "size": len(members), "rate": rate(members)})
+            if r.supervisor_id != supervisor.id and (head := team_head(r.id)) is not None:
+                members.setdefault(head, []).append(r)
+        teams = [{"name": head.name, "size": len(members[head.id]), "rate": rate(members[head.id])}
+                 for head in direct if head.id in members]
         payload["teams"] = teams
         payload["people"] = [_display(r, zone) for r in rows if r.status in ATTENTION]
         payload["rollup"] = True
