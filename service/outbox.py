@@ -182,15 +182,15 @@ def record_results(
 
     for provider_id, ids in sent_by_provider.items():
         for start in range(0, len(ids), 5000):
-            marked = list(session.execute(
+            marked = session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids[start : start + 5000]), mine)
                 .values(status="sent", sent_at=now, provider_message_id=provider_id, last_error=None,
                         lease_owner=None, lease_expires_at=None)
-                .returning(Delivery.id)
+                .returning(Delivery.person_id, Delivery.kind)
                 .execution_options(synchronize_session=False)
-            ).scalars())
-            note_digests_sent(session, marked, now)
+            ).all()
+            note_digests_sent(session, [person for person, kind in marked if kind == "digest" and person], now)
             counts["sent"] += len(marked)
     return dict(counts)
 

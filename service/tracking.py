@@ -246,12 +246,11 @@ def note_human_signals(session: Session, signals: list[tuple[int | None, datetim
             .values(silent_digests=0, silent_since=None).execution_options(synchronize_session=False))
 
 
-def note_digests_sent(session: Session, delivery_ids: list[int], at: datetime) -> None:
+def note_digests_sent(session: Session, person_ids: list[int], at: datetime) -> None:
     """A sent digest lengthens its reader's silent streak (until a human signal ends it)."""
-    if not delivery_ids:
+    if not person_ids:
         return
-    readers = select(Delivery.person_id).where(Delivery.id.in_(delivery_ids), Delivery.kind == "digest")
     session.execute(
-        update(Person).where(Person.id.in_(readers))
+        update(Person).where(Person.id.in_(person_ids))
         .values(silent_digests=Person.silent_digests + 1, silent_since=func.coalesce(Person.silent_since, at))
         .execution_options(synchronize_session=False))
