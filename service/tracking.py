@@ -14,13 +14,21 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import insert_ignore, is_postgres
-from service.models import Acknowledgement, AppSecret, Delivery, EngagementArchive, EngagementEvent, Person
+from service.models import (
+    Acknowledgement,
+    AppSecret,
+    Delivery,
+    EngagementArchive,
+    EngagementEvent,
+    Person,
+    UTCDateTime,
+)
 from service.signals import Rules, Verdict, classify, is_click_burst
 
 log = logging.getLogger(__name__)
@@ -236,14 +244,19 @@ def note_human_signals(session: Session, signals: list[tuple[int | None, datetim
     for person_id, at in signals:
         if person_id is not None and (person_id not in latest or at > latest[person_id]):
             latest[person_id] = at
-    for person_id, at in latest.items():
-        session.execute(
-            update(Person).where(Person.id == person_id, or_(Person.last_human_at.is_(None),
-                                                              Person.last_human_at < at))
-            .values(last_human_at=at).execution_options(synchronize_session=False))
-        session.execute(
-            update(Person).where(Person.id == person_id, Person.silent_since.is_not(None), Person.silent_since <= at)
-            .values(silent_digests=0, silent_since=None).execution_options(synchronize_session=False))
+    if not latest:
+        return
+    people = Person.__table__
+    moment = bindparam("moment", type_=UTCDateTime())
+    params = [{"pid": person_id, "moment": at} for person_id, at in latest.items()]
+    session.execute(  # one statement, executed for every person in the batch
+        update(people).where(people.c.id == bindparam("pid"),
+                             or_(people.c.last_human_at.is_(None), people.c.last_human_at < moment))
+        .values(last_human_at=moment), params)
+    session.execute(
+        update(people).where(people.c.id == bindparam("pid"), people.c.silent_since.is_not(None),
+                             people.c.silent_since <= moment)
+        .values(silent_digests=0, silent_since=None), params)
 
 
 def note_digests_sent(session: Session, person_ids: list[int], at: datetime) -> None:
