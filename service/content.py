@@ -91,7 +91,7 @@ def parse_pack(text: str, source: str) -> Pack:
     if not isinstance(data, dict):
         raise InputErrors(source, ["line 1: a tip pack is a mapping with 'policy' and 'tips'"])
     problems: list[str] = []
-    unknown = sorted(set(data) - TOP_KEYS - {"__line__"})
+    unknown = sorted(str(k) for k in set(data) - TOP_KEYS - {"__line__"})
     if unknown:
         problems.append(f"line 1: unknown key(s): {', '.join(unknown)}")
     policy = data.get("policy")
@@ -100,7 +100,7 @@ def parse_pack(text: str, source: str) -> Pack:
         problems.append("policy: required, a mapping with slug and title")
     else:
         where = f"line {policy['__line__']}: policy"
-        extra = sorted(set(policy) - POLICY_KEYS - {"__line__"})
+        extra = sorted(str(k) for k in set(policy) - POLICY_KEYS - {"__line__"})
         if extra:
             problems.append(f"{where}: unknown key(s): {', '.join(extra)}")
         slug = str(policy.get("slug") or "").strip()
@@ -122,7 +122,7 @@ def parse_pack(text: str, source: str) -> Pack:
         line = raw["__line__"]
         key = str(raw.get("id") or "").strip()
         where = f"line {line}: tip {key!r}" if key else f"line {line}: tip #{index}"
-        extra = sorted(set(raw) - TIP_KEYS - {"__line__"})
+        extra = sorted(str(k) for k in set(raw) - TIP_KEYS - {"__line__"})
         if extra:
             problems.append(f"{where}: unknown key(s): {', '.join(extra)}")
         if not key:
