@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
+from service.config import WEEKDAYS
+from service.digest import week_key
 from service.models import (
     Acknowledgement,
     Delivery,
@@ -21,6 +23,7 @@ from service.models import (
     PolicyVersion,
     Tip,
 )
+from service.tracking import HUMAN_KINDS
 
 
 @dataclass
@@ -113,7 +116,6 @@ def status_summary(session: Session) -> Status:
 
 # ------------------------------------------------------------------ engagement, computed in SQL
 
-HUMAN_KINDS = ("open", "click", "ack", "canvas_read")
 STATUS_ORDER = ("undeliverable", "escalated", "engaged", "opened only", "machine signals only", "no signal")
 
 
@@ -280,8 +282,7 @@ def last_weeks(week: str, count: int, zone: ZoneInfo) -> list[tuple[str, datetim
     monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
     out = []
     for back in range(count - 1, -1, -1):
-        day = monday - timedelta(weeks=back)
-        key = f"{day.isocalendar()[0]}-W{day.isocalendar()[1]:02d}"
+        key = week_key(monday - timedelta(weeks=back))
         out.append((key, *week_bounds(key, zone)))
     return out
 
@@ -405,12 +406,11 @@ def compose_summaries(session: Session, settings, now: datetime, *, week: str | 
             select(Person.supervisor_id).where(Person.active.is_(True), Person.supervisor_id.is_not(None))))
         .order_by(Person.id)
     ).all()
-    weekday = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday").index(
-        settings.summary_weekday)
+    weekday = WEEKDAYS.index(settings.summary_weekday)
     for supervisor in supervisors:
         zone = ZoneInfo(supervisor.timezone or settings.timezone)
         local_today = now.astimezone(zone).date()
-        key = week or f"{local_today.isocalendar()[0]}-W{local_today.isocalendar()[1]:02d}"
+        key = week or week_key(local_today)
         monday = date.fromisocalendar(int(key[:4]), int(key[6:]), 1)
         due = datetime.combine(monday + timedelta(days=weekday), settings.summary_time, zone)
         if week is None and now < due:
