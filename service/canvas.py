@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import nh3
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +35,7 @@ from service.models import (
     Tip,
     utcnow,
 )
-from service.rendering import render_markdown, section_url, template_env
+from service.rendering import render_markdown, safe_summary, section_url, template_env
 from service.tracking import Links, note_human_signals
 
 log = logging.getLogger(__name__)
@@ -250,7 +249,7 @@ class CanvasRenderer:
             policy_title=version.policy.title,
             version=version.label,
             due_on=f"{notice.due_on.day} {notice.due_on:%B %Y}",
-            summary=Markup(nh3.clean(notice.summary, tags={"ul", "li", "strong", "em", "mark", "p"})),
+            summary=safe_summary(notice.summary),
             policy_link=self.links.click(delivery.id, f"{self.base_url}/policies/{version.policy.slug}"),
             ack_url=self.links.ack(delivery.id, f"notice:{notice.id}"),
             marker=delivery.payload["marker"],

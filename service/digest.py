@@ -184,7 +184,6 @@ class ComposeResult:
     not_due: int = 0
     blackout: dict[str, int] = field(default_factory=dict)
     no_tips: int = 0
-    delivery_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -354,7 +353,6 @@ def compose(
         session.execute(DeliveryItem.__table__.insert(), items)
     result.composed = len(inserted)
     result.already += len(ready) - len(inserted)
-    result.delivery_ids = [delivery_id for delivery_id, _ in inserted]
     return result
 
 

@@ -71,7 +71,6 @@ class DispatchStats:
     failed: int = 0
     unconfirmed: int = 0
     paused: int = 0
-    batches: int = 0
 
     def add(self, counts: dict[str, int]) -> None:
         for key, value in counts.items():
@@ -126,13 +125,6 @@ class Dispatcher:
             names.discard(canvas.CHANNEL)
         return names
 
-    def run_once(self) -> DispatchStats:
-        """Claim one batch, send it, record the outcome."""
-        batch = self._prepare()
-        if batch.ready:
-            self._finish(batch, self._send(batch))
-        return batch.stats
-
     def _prepare(self) -> Batch:
         """Claim due rows (leased) and render them."""
         batch = Batch(DispatchStats())
@@ -175,7 +167,6 @@ class Dispatcher:
                 if result.status == "paused" and batch.channels_of.get(delivery_id) == canvas.CHANNEL:
                     canvas.pause(session, result.error or "configuration error", self.clock())
         batch.stats.add(counts)
-        batch.stats.batches = 1
         log.info("dispatched batch: %s", counts)
 
     def _build(

@@ -77,6 +77,14 @@ class TipBlock:
         return html, text
 
 
+SUMMARY_TAGS = {"p", "ul", "li", "strong", "em", "mark", "del", "ins"}
+
+
+def safe_summary(html: str) -> Markup:
+    """A notice's summary (built from the diff) cleaned again before it reaches an email or Canvas."""
+    return Markup(nh3.clean(html, tags=SUMMARY_TAGS))
+
+
 def section_anchor(section: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", section.lower()).strip("-")
 
@@ -237,7 +245,7 @@ class LetterRenderer:
             "policy_title": version.policy.title,
             "version": version.label,
             "due_on": f"{notice.due_on.day} {notice.due_on:%B %Y}",
-            "summary": Markup(nh3.clean(notice.summary, tags={"p", "ul", "li", "strong", "em", "mark", "del", "ins"})),
+            "summary": safe_summary(notice.summary),
             "ack_url": self.links.ack(delivery.id, f"notice:{notice.id}"),
             "policy_link": self.links.click(delivery.id, f"{self.base_url}/policies/{version.policy.slug}"),
             "pixel": self.links.pixel(delivery.id),

@@ -121,9 +121,6 @@ class SendGridDouble(BackgroundServer):
             self.attempts += 1
             return self.faults.pop(0) if self.faults else None
 
-    def emails_to(self, address: str) -> list[ReceivedEmail]:
-        return [e for e in self.emails if e.to_email == address.lower()]
-
     def accept(self, body: dict[str, Any]) -> str:
         message_id = secrets.token_urlsafe(16)
         expanded = list(_expand(body, message_id)) if self.expand else []
