@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from service import canvas, outbox
 from service.channels import Channel, Message, Result, email_channel
 from service.config import Settings
-from service.db import transaction
+from service.db import in_ids, transaction
 from service.models import Delivery, DeliveryItem, Person, Tip, utcnow
 from service.rendering import DigestRenderer, LetterRenderer
 from service.tracking import make_links
@@ -177,7 +177,7 @@ class Dispatcher:
             select(Delivery.id, Delivery.kind, Delivery.channel, Delivery.attempts, Delivery.subject,
                    Delivery.payload, Person.email, Person.name)
             .outerjoin(Person, Person.id == Delivery.person_id)
-            .where(Delivery.id.in_(ids)).order_by(Delivery.id)
+            .where(in_ids(session, Delivery.id, ids)).order_by(Delivery.id)
         ).all()
         attempts = {h.id: h.attempts for h in heads}
         channels_of = {h.id: h.channel for h in heads}
@@ -185,7 +185,7 @@ class Dispatcher:
         tips_of: dict[int, list[int]] = {}
         for delivery_id, tip_id in session.execute(
             select(DeliveryItem.delivery_id, DeliveryItem.tip_id)
-            .where(DeliveryItem.delivery_id.in_(digest_ids), DeliveryItem.tip_id.is_not(None))
+            .where(in_ids(session, DeliveryItem.delivery_id, digest_ids), DeliveryItem.tip_id.is_not(None))
             .order_by(DeliveryItem.delivery_id, DeliveryItem.position)
         ):
             tips_of.setdefault(delivery_id, []).append(tip_id)

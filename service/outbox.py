@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from service.channels import Result
 from psycopg.types.json import Json
 
-from service.db import copy_rows, insert_ignore, is_postgres
+from service.db import copy_rows, in_ids, insert_ignore, is_postgres
 from service.models import Delivery
 
 AT_MOST_ONCE = frozenset({"digest", "summary"})
@@ -96,23 +96,16 @@ def claim(
         and_(Delivery.status == "sending", Delivery.lease_expires_at < now, Delivery.kind.not_in(AT_MOST_ONCE)),
     )
     candidates = select(Delivery.id).where(due).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        # lock the rows first, then update exactly those: an IN (... SKIP LOCKED) subquery
-        # may be re-run by the planner and lease more rows than asked for
-        locked = list(session.execute(candidates.with_for_update(skip_locked=True)).scalars())
-        if not locked:
-            return []
-        chosen = Delivery.id.in_(locked)
+    lease = {"status": "leased", "lease_owner": worker, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+    deliveries = Delivery.__table__
+    if is_postgres(session):
+        # one statement: the CTE locks the rows once (MATERIALIZED: a subquery the planner may
+        # re-run with SKIP LOCKED can lease more rows than asked for), then exactly those are updated
+        picked = candidates.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        statement = update(deliveries).where(deliveries.c.id == picked.c.id)
     else:  # SQLite has one writer at a time: a single UPDATE is atomic
-        chosen = Delivery.id.in_(candidates.scalar_subquery())
-    statement = (
-        update(Delivery)
-        .where(chosen, due)
-        .values(status="leased", lease_owner=worker, lease_expires_at=now + timedelta(seconds=lease_seconds))
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(session.execute(statement).scalars())
+        statement = update(deliveries).where(deliveries.c.id.in_(candidates.scalar_subquery()), due)
+    return sorted(session.execute(statement.values(**lease).returning(deliveries.c.id)).scalars())
 
 
 def mark_sending(session: Session, ids: Sequence[int], worker: str, now: datetime, lease_seconds: int) -> list[int]:
@@ -121,7 +114,7 @@ def mark_sending(session: Session, ids: Sequence[int], worker: str, now: datetim
         return []
     statement = (
         update(Delivery)
-        .where(Delivery.id.in_(ids), Delivery.lease_owner == worker, Delivery.status == "leased")
+        .where(in_ids(session, Delivery.id, ids), Delivery.lease_owner == worker, Delivery.status == "leased")
         .values(
             status="sending",
             attempts=Delivery.attempts + 1,
@@ -138,7 +131,7 @@ def release(session: Session, ids: Sequence[int], worker: str) -> None:
     if ids:
         session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.lease_owner == worker, Delivery.status == "leased")
+            .where(in_ids(session, Delivery.id, ids), Delivery.lease_owner == worker, Delivery.status == "leased")
             .values(status="pending", lease_owner=None, lease_expires_at=None)
             .execution_options(synchronize_session=False)
         )
@@ -184,7 +177,7 @@ def record_results(
         for start in range(0, len(ids), 5000):
             marked = session.execute(
                 update(Delivery)
-                .where(Delivery.id.in_(ids[start : start + 5000]), mine)
+                .where(in_ids(session, Delivery.id, ids[start : start + 5000]), mine)
                 .values(status="sent", sent_at=now, provider_message_id=provider_id, last_error=None,
                         lease_owner=None, lease_expires_at=None)
                 .returning(Delivery.person_id, Delivery.kind)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.db import insert_ignore, is_postgres
+from service.db import in_ids, insert_ignore, is_postgres
 from service.models import (
     Acknowledgement,
     AppSecret,
@@ -264,6 +264,6 @@ def note_digests_sent(session: Session, person_ids: list[int], at: datetime) -> 
     if not person_ids:
         return
     session.execute(
-        update(Person).where(Person.id.in_(person_ids))
+        update(Person).where(in_ids(session, Person.id, person_ids))
         .values(silent_digests=Person.silent_digests + 1, silent_since=func.coalesce(Person.silent_since, at))
         .execution_options(synchronize_session=False))
