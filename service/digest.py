@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.config import WEEKDAYS, Settings
 from service.channels import Message
-from service.db import copy_rows, is_postgres
+from service.db import BULK_ROWS, copy_rows, is_postgres, refresh_statistics
 from service.errors import InputErrors, NudgeError
 from service.models import Delivery, DeliveryItem, Person, Tip
 from service.outbox import insert_ignoring_duplicates
@@ -351,6 +351,8 @@ def compose(
                   [(i["delivery_id"], i["position"], i["tip_id"]) for i in items])
     elif items:
         session.execute(DeliveryItem.__table__.insert(), items)
+    if len(inserted) >= BULK_ROWS:
+        refresh_statistics(session, "deliveries", "delivery_items")
     result.composed = len(inserted)
     result.already += len(ready) - len(inserted)
     return result

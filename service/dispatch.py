@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -23,6 +23,10 @@ from service.rendering import DigestRenderer, LetterRenderer
 from service.tracking import make_links
 
 log = logging.getLogger(__name__)
+
+# how often to look for rows whose lease ran out (a dead dispatcher's): often enough
+# next to the lease itself, rarely enough that a busy send does not pay for it per batch
+RECOVERY_INTERVAL_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class Dispatcher:
         self.worker = worker or default_worker_id()
         self.clock = clock
         self.stopping = threading.Event()
+        self._recover_at: datetime | None = None  # next look for rows a dead dispatcher left behind
         with transaction(factory) as session:
             links = make_links(session, settings)
         self.digests = DigestRenderer(settings.base_url, settings.organisation, links)
@@ -129,10 +134,15 @@ class Dispatcher:
         """Claim due rows (leased) and render them."""
         batch = Batch(DispatchStats())
         s = self.settings
+        now = self.clock()
+        recover = self._recover_at is None or now >= self._recover_at
         with transaction(self.factory) as session:
-            batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, self.clock())
-            ids = outbox.claim(session, self.worker, self.clock(), s.dispatch_batch_size, s.dispatch_lease_seconds,
-                               self.active_channels(session))
+            if recover:
+                batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, now)
+            ids = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
+                               self.active_channels(session), reclaim=recover)
+        if recover:
+            self._recover_at = now + timedelta(seconds=min(RECOVERY_INTERVAL_SECONDS, s.dispatch_lease_seconds / 5))
         batch.stats.claimed = len(ids)
         if not ids:
             return batch
@@ -158,6 +168,9 @@ class Dispatcher:
             if mine:
                 outcomes.extend(zip([m.delivery_id for m in mine], channel.send(mine), strict=True))
         return outcomes
+
+    def _deliver(self, batch: Batch) -> None:
+        self._finish(batch, self._send(batch))
 
     def _finish(self, batch: Batch, outcomes: list[tuple[int, Result]]) -> None:
         with transaction(self.factory) as session:
@@ -221,14 +234,15 @@ class Dispatcher:
     def drain(self, on_batch: Callable[[DispatchStats], None] | None = None) -> DispatchStats:
         """Send until nothing is due (rows waiting for a retry later are left for later).
 
-        Two batches overlap: while one is with the provider, the next is claimed and rendered.
+        Two batches overlap: while one is sent and its results recorded (one sender thread, so
+        at most one batch is ever `sending`), the next is claimed and rendered.
         """
         total = DispatchStats()
         in_flight: tuple[Batch, Future] | None = None
 
         def settle() -> None:
             batch, future = in_flight
-            self._finish(batch, future.result())
+            future.result()
             total.add(dict(batch.stats.__dict__))
             if on_batch:
                 on_batch(batch.stats)
@@ -244,7 +258,7 @@ class Dispatcher:
                     if batch.stats.claimed == 0 and batch.stats.unconfirmed == 0:
                         break
                     continue
-                in_flight = (batch, sender.submit(self._send, batch))
+                in_flight = (batch, sender.submit(self._deliver, batch))
             if in_flight is not None:
                 settle()
         return total

@@ -195,13 +195,14 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("person_id", "kind", "period_key", "channel"),
         UniqueConstraint("recipient", "kind", "period_key", "channel"),
-        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # claims walk this index in order and stop after a batch; id breaks ties (a run's rows share a time)
+        Index("ix_deliveries_due", "status", "next_attempt_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # a delivery goes to a person, or (person None) to a ``recipient`` outside the roster:
     # "course:101" (a Canvas post) or "admin:it@example.org" (the admin address)
-    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))  # indexed by the unique key
     recipient: Mapped[str | None] = mapped_column(String(320))
     kind: Mapped[str] = mapped_column(String(32))  # digest, notice, reminder, nudge, escalation, summary
     period_key: Mapped[str] = mapped_column(String(64))  # e.g. 2026-W48, notice:7:d-2

@@ -85,18 +85,34 @@ def give_up_unconfirmed(session: Session, now: datetime) -> int:
 
 
 def claim(
-    session: Session, worker: str, now: datetime, limit: int, lease_seconds: int, channels: Collection[str]
+    session: Session, worker: str, now: datetime, limit: int, lease_seconds: int, channels: Collection[str],
+    *, reclaim: bool = True,
 ) -> list[int]:
-    """Atomically lease up to ``limit`` due rows of ``channels`` for ``worker`` (SKIP LOCKED on PostgreSQL)."""
+    """Atomically lease up to ``limit`` due rows of ``channels`` for ``worker`` (SKIP LOCKED on PostgreSQL).
+
+    With ``reclaim``, rows whose lease ran out come first (a dead dispatcher's); then pending
+    rows in ``ix_deliveries_due`` order, so the database reads one batch, not every due row.
+    """
     if not channels:
         return []
-    due = Delivery.channel.in_(sorted(channels)) & or_(
-        and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
+    of_channels = Delivery.channel.in_(sorted(channels))
+    expired = or_(
         and_(Delivery.status == "leased", Delivery.lease_expires_at < now),
         and_(Delivery.status == "sending", Delivery.lease_expires_at < now, Delivery.kind.not_in(AT_MOST_ONCE)),
     )
-    candidates = select(Delivery.id).where(due).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+    pending = and_(Delivery.status == "pending", Delivery.next_attempt_at <= now)
     lease = {"status": "leased", "lease_owner": worker, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
+    claimed = []
+    if reclaim:
+        claimed = _lease(session, of_channels & expired, (Delivery.lease_expires_at, Delivery.id), limit, lease)
+    if len(claimed) < limit:
+        claimed += _lease(session, of_channels & pending, (Delivery.next_attempt_at, Delivery.id),
+                          limit - len(claimed), lease)
+    return sorted(claimed)
+
+
+def _lease(session: Session, due: Any, order: tuple[Any, ...], limit: int, lease: dict[str, Any]) -> list[int]:
+    candidates = select(Delivery.id).where(due).order_by(*order).limit(limit)
     deliveries = Delivery.__table__
     if is_postgres(session):
         # one statement: the CTE locks the rows once (MATERIALIZED: a subquery the planner may
@@ -105,7 +121,7 @@ def claim(
         statement = update(deliveries).where(deliveries.c.id == picked.c.id)
     else:  # SQLite has one writer at a time: a single UPDATE is atomic
         statement = update(deliveries).where(deliveries.c.id.in_(candidates.scalar_subquery()), due)
-    return sorted(session.execute(statement.values(**lease).returning(deliveries.c.id)).scalars())
+    return list(session.execute(statement.values(**lease).returning(deliveries.c.id)).scalars())
 
 
 def mark_sending(session: Session, ids: Sequence[int], worker: str, now: datetime, lease_seconds: int) -> list[int]:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.db import BULK_ROWS, refresh_statistics
 from service.errors import InputErrors
 from service.models import Person, utcnow
 
@@ -247,6 +248,8 @@ def import_roster(
         sup = people.get(row.supervisor_email) if row.supervisor_email else None
         person.supervisor_id = sup.id if sup else None
     session.flush()
+    if len(plan.created) + len(plan.updated) >= BULK_ROWS:
+        refresh_statistics(session, "people")
     return plan
 
 
