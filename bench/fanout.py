@@ -113,6 +113,8 @@ def main() -> None:
     with factory() as s, s.begin():
         import_pack(s, CONTENT_DIR / "social_media.yaml")
     add_people(factory, args.people)
+    sample = min(args.people, 5000)
+    bare_before = bare_render_rate(factory, load_settings(database_url=url), sample)
     port = free_port()
     double = subprocess.Popen([sys.executable, "-m", "service.doubles.sendgrid", "--port", str(port), "--api-key",
                                "SG.bench", "--count-only"], cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -134,7 +136,8 @@ def main() -> None:
     finally:
         double.terminate()
         double.wait(10)
-    bare = bare_render_rate(factory, settings, min(args.people, 5000))
+    # the floor is measured before and after the run; the faster of the two counts (this VM's speed wanders)
+    bare = max(bare_before, bare_render_rate(factory, settings, sample))
     rate = stats.sent / wall
     print(f"database: {engine.dialect.name}; people: {args.people}")
     print(f"composed: {composed} in {composed_at - start:.2f} s; dispatched: {stats.sent} in {wall - (composed_at - start):.2f} s")
@@ -142,7 +145,7 @@ def main() -> None:
     print(f"wall time: {wall:.2f} s")
     print(f"digests/s: {rate:.0f}")
     print(f"HTTP calls: {calls} ({calls / max(stats.sent, 1) * 500:.2f} per 500 digests)")
-    print(f"bare Jinja2 render rate: {bare:.0f} digests/s; ratio: {rate / bare:.2f}")
+    print(f"bare Jinja2 render rate (best of before/after): {bare:.0f} digests/s; ratio: {rate / bare:.2f}")
 
 
 if __name__ == "__main__":
