@@ -204,44 +204,69 @@ class DigestRenderer:
 
 
 class LetterRenderer:
-    """Emails written to one person from their own template: reminder, nudge, escalation, notice."""
+    """Emails written to one person from their own template: reminder, nudge, escalation, notice.
+
+    Notices and reminders say the same to everyone they reach, so each is rendered once
+    with the reader's name and links left as placeholders: a notice to a whole district
+    then goes out like a digest, a thousand readers to a provider request.
+    """
 
     kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary"})
+    shared_kinds = frozenset({"notice", "reminder"})
+    personal = ("ack_url", "policy_link", "pixel")
 
     def __init__(self, base_url: str, organisation: str, links: Links):
         self.base_url = base_url
         self.organisation = organisation
         self.links = links
+        self._skeletons: dict[tuple[object, ...], Skeleton] = {}
 
     def render(self, delivery: Delivery) -> Message:
         person = delivery.person
-        to_email = person.email if person else delivery.payload["to_email"]
+        name = first_name(person.name) if person else "there"
         context: dict[str, object] = {
             "organisation": self.organisation,
             "subject": delivery.subject,
             "headline": delivery.subject,
             "preheader": delivery.subject,
-            "first_name": first_name(person.name) if person else "there",
+            "first_name": name,
             "pixel": None,
             "css": Markup(email_css()),
         }
         context |= getattr(self, f"_{delivery.kind}")(delivery)
-        env = template_env()
-        html = css_inline.CSSInliner(keep_style_tags=False).inline(
-            env.get_template(f"email/{delivery.kind}.html.j2").render(context)
-        )
-        text = env.get_template(f"email/{delivery.kind}.txt.j2").render(context)
-        images = tuple(context.get("images", ()))
+        values: dict[str, str] = {}
+        if delivery.kind in self.shared_kinds:
+            key = (delivery.kind, context["notice_id"], context.get("days_left"), delivery.subject)
+            values = {placeholder(k): str(context[k]) for k in self.personal}
+            values |= {placeholder("name_html"): escape(name), placeholder("name_text"): name}
+            if key not in self._skeletons:
+                blank = {k: placeholder(k) for k in self.personal}
+                self._skeletons[key] = self._skeleton(delivery, context | blank | {"first_name": placeholder("name_html")},
+                                                      context | blank | {"first_name": placeholder("name_text")})
+            skeleton = self._skeletons[key]
+        else:
+            skeleton = self._skeleton(delivery, context, context)
         return Message(
-            delivery_id=delivery.id, kind=delivery.kind, to_email=to_email, to_name=person.name if person else "",
-            skeleton=Skeleton(subject=delivery.subject, html=html, text=text, inline_images=images),
+            delivery_id=delivery.id, kind=delivery.kind, to_email=person.email if person else delivery.payload["to_email"],
+            to_name=person.name if person else "", skeleton=skeleton, values=values,
             custom_args={"delivery_id": str(delivery.id), "kind": delivery.kind},
         )
+
+    @staticmethod
+    def _skeleton(delivery: Delivery, html_context: dict[str, object], text_context: dict[str, object]) -> Skeleton:
+        env = template_env()
+        html = css_inline.CSSInliner(keep_style_tags=False).inline(
+            env.get_template(f"email/{delivery.kind}.html.j2").render(html_context)
+        )
+        text = env.get_template(f"email/{delivery.kind}.txt.j2").render(text_context)
+        return Skeleton(subject=delivery.subject, html=html, text=text,
+                        inline_images=tuple(html_context.get("images", ())))
 
     def _notice_context(self, delivery: Delivery) -> dict[str, object]:
         notice = next(item.notice for item in delivery.items if item.notice is not None)
         version = notice.policy_version
         return {
+            "notice_id": notice.id,
             "policy_title": version.policy.title,
             "version": version.label,
             "due_on": f"{notice.due_on.day} {notice.due_on:%B %Y}",

@@ -218,3 +218,37 @@ def test_double_rejects_bad_personalization_counts(sendgrid_double, count) -> No
                           headers={"Authorization": f"Bearer {sendgrid_double.api_key}"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "personalizations"
+
+
+def test_a_notice_to_many_shares_one_rendering_and_keeps_each_readers_name_and_links(
+    factory, sendgrid_settings, sendgrid_double
+) -> None:
+    from service.policies import import_version, queue_notice
+    from service.tracking import make_links
+
+    policies = REPO / "content" / "policies"
+    prepare(factory, sendgrid_settings, 600)
+    with factory() as s, s.begin():
+        s.execute(update(Person).where(Person.email == "p000007@example.org").values(name="<b>Zo&ë</b> O'Brien"))
+        import_version(s, policies / "social-media-v1.txt", slug="social-media", label="1", now=NOW - timedelta(days=90))
+        notice = import_version(s, policies / "social-media-v2.txt", slug="social-media", label="2", now=NOW).notice
+        queue_notice(s, sendgrid_settings, notice, NOW)
+        s.execute(update(Delivery).where(Delivery.kind == "digest").values(status="skipped"))
+    settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 1000})
+    assert Dispatcher(factory, settings, clock=Clock(NOW)).drain().sent == 600
+    assert len(sendgrid_double.requests) == 1  # one rendering, 600 personalizations
+    with factory() as s:
+        links = make_links(s, settings)
+        ids = dict(s.execute(select(Person.email, Delivery.id).join(Delivery, Delivery.person_id == Person.id)
+                             .where(Delivery.kind == "notice")).tuples().all())
+    emails = {e.to_email: e for e in sendgrid_double.emails}
+    assert len(emails) == 600
+    for address in ("p000007@example.org", "p000123@example.org"):
+        sent, delivery_id = emails[address], ids[address]
+        assert links.ack(delivery_id, f"notice:{notice.id}") in sent.html
+        assert links.ack(delivery_id, f"notice:{notice.id}") in sent.text
+        assert links.pixel(delivery_id) in sent.html
+        assert "-pn_" not in sent.html + sent.text
+    assert "Hi &lt;b&gt;Zo&amp;ë&lt;/b&gt;," in emails["p000007@example.org"].html  # a first name, escaped
+    assert "Hi <b>Zo&ë</b>," in emails["p000007@example.org"].text
+    assert "Hi Person," in emails["p000123@example.org"].text
