@@ -8,6 +8,7 @@ the bare Jinja2 rendering rate of the same templates for the same people
 
     python bench/fanout.py --people 1000                       # throwaway SQLite
     python bench/fanout.py --people 100000 --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+    python bench/fanout.py --people 100000 --notice --database-url ...   # a policy-update notice instead
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ from service.digest import SchoolCalendar, compose, rotation_order, tip_catalogu
 from service.dispatch import Dispatcher  # noqa: E402
 from service.models import Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
+from service.policies import import_version, queue_notice  # noqa: E402
 from service.rendering import template_env  # noqa: E402
 
 WEEK = "2026-W50"
 NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+POLICIES = CONTENT_DIR / "policies"
 ROLES = ("teacher", "teacher", "teacher", "staff", "coach", "administrator")
 
 
@@ -105,6 +108,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--database-url", default=None, help="default: a throwaway SQLite file")
+    parser.add_argument("--notice", action="store_true",
+                        help="send a policy-update notice to everyone instead of the weekly digest")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="nudge-fanout-")
     url = args.database_url or f"sqlite:///{tmp}/fanout.db"
@@ -114,7 +119,7 @@ def main() -> None:
         import_pack(s, CONTENT_DIR / "social_media.yaml")
     add_people(factory, args.people)
     sample = min(args.people, 5000)
-    bare_before = bare_render_rate(factory, load_settings(database_url=url), sample)
+    bare_before = 0.0 if args.notice else bare_render_rate(factory, load_settings(database_url=url), sample)
     port = free_port()
     double = subprocess.Popen([sys.executable, "-m", "service.doubles.sendgrid", "--port", str(port), "--api-key",
                                "SG.bench", "--count-only"], cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -124,9 +129,17 @@ def main() -> None:
         settings = load_settings(database_url=url, email_backend="sendgrid", sendgrid_host=double_url,
                                  sendgrid_api_key=SecretStr("SG.bench"), secret_key=SecretStr("bench-key"),
                                  outbox_dir=f"{tmp}/outbox", dispatch_batch_size=1000)
+        if args.notice:
+            with factory() as s, s.begin():
+                import_version(s, POLICIES / "social-media-v1.txt", slug="social-media", label="1", now=NOW)
         start = time.perf_counter()
         with factory() as s, s.begin():
-            composed = compose(s, settings, NOW, SchoolCalendar(), week=WEEK).composed
+            if args.notice:
+                notice = import_version(s, POLICIES / "social-media-v2.txt", slug="social-media", label="2",
+                                        audience=list(set(ROLES)), now=NOW).notice
+                composed = queue_notice(s, settings, notice, NOW).emails
+            else:
+                composed = compose(s, settings, NOW, SchoolCalendar(), week=WEEK).composed
         composed_at = time.perf_counter()
         dispatcher = Dispatcher(factory, settings, clock=lambda: NOW)
         stats = dispatcher.drain()
@@ -136,15 +149,18 @@ def main() -> None:
     finally:
         double.terminate()
         double.wait(10)
-    # the floor is measured before and after the run; the faster of the two counts (this VM's speed wanders)
-    bare = max(bare_before, bare_render_rate(factory, settings, sample))
     rate = stats.sent / wall
-    print(f"database: {engine.dialect.name}; people: {args.people}")
-    print(f"composed: {composed} in {composed_at - start:.2f} s; dispatched: {stats.sent} in {wall - (composed_at - start):.2f} s")
+    what = "notices" if args.notice else "digests"
+    print(f"database: {engine.dialect.name}; people: {args.people}; sending: {what}")
+    print(f"{'queued' if args.notice else 'composed'}: {composed} in {composed_at - start:.2f} s; dispatched: {stats.sent} in {wall - (composed_at - start):.2f} s")
     print(f"emails received by the double: {received}")
     print(f"wall time: {wall:.2f} s")
-    print(f"digests/s: {rate:.0f}")
-    print(f"HTTP calls: {calls} ({calls / max(stats.sent, 1) * 500:.2f} per 500 digests)")
+    print(f"{what}/s: {rate:.0f}")
+    print(f"HTTP calls: {calls} ({calls / max(stats.sent, 1) * 500:.2f} per 500 {what})")
+    if args.notice:
+        return
+    # the floor is measured before and after the run; the faster of the two counts (this VM's speed wanders)
+    bare = max(bare_before, bare_render_rate(factory, settings, sample))
     print(f"bare Jinja2 render rate (best of before/after): {bare:.0f} digests/s; ratio: {rate / bare:.2f}")
 
 
