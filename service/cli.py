@@ -455,10 +455,8 @@ def report_deliveries(
     csv_file: Annotated[Path, typer.Option("--csv", help="Write the CSV here.")],
 ) -> None:
     """Every outbox row with its status, attempts and last error."""
-    with transaction(runtime(ctx).sessions()) as session:
-        rows = reports.delivery_rows(session)
-    with csv_file.open("w", encoding="utf-8", newline="") as out:
-        count = reports.write_csv(rows, reports.DELIVERY_COLUMNS, out)
+    with transaction(runtime(ctx).sessions()) as session, csv_file.open("w", encoding="utf-8", newline="") as out:
+        count = reports.write_csv(reports.delivery_rows(session), reports.DELIVERY_COLUMNS, out)
     console.print(f"wrote {count} deliveries to {csv_file}")
 
 

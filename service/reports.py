@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from service.config import WEEKDAYS
@@ -462,27 +463,58 @@ def engagement_rows(session: Session, since: datetime, team_root: int | None = N
     ]
 
 
-def delivery_rows(session: Session, statuses: tuple[str, ...] | None = None) -> list[dict[str, object]]:
-    query = (select(Delivery, Person.email).outerjoin(Person, Person.id == Delivery.person_id)
-             .order_by(Delivery.id.desc()))
-    if statuses:
-        query = query.where(Delivery.status.in_(statuses))
-    return [
-        {"id": d.id, "kind": d.kind, "channel": d.channel, "period": d.period_key,
-         "recipient": email or d.recipient or "", "status": d.status, "attempts": d.attempts,
-         "created_at": d.created_at.isoformat(), "sent_at": d.sent_at.isoformat() if d.sent_at else "",
-         "provider_message_id": d.provider_message_id or "", "last_error": d.last_error or ""}
-        for d, email in session.execute(query)
-    ]
+# what the delivery-problems page lists: given up, in doubt, retried or with an error
+DELIVERY_PROBLEM = or_(Delivery.status.in_(("failed", "unconfirmed")), Delivery.attempts > 1,
+                       Delivery.last_error.is_not(None))
 
 
-def write_csv(rows: list[dict[str, object]], columns: tuple[str, ...], out) -> int:
+def delivery_rows(session: Session, *, problems_only: bool = False, limit: int | None = None
+                  ) -> Iterator[dict[str, object]]:
+    """Outbox rows, newest first, streamed: a district's year is millions of rows."""
+    query = (select(Delivery.id, Delivery.kind, Delivery.channel, Delivery.period_key, Delivery.recipient,
+                    Delivery.status, Delivery.attempts, Delivery.created_at, Delivery.sent_at,
+                    Delivery.provider_message_id, Delivery.last_error, Person.email)
+             .outerjoin(Person, Person.id == Delivery.person_id).order_by(Delivery.id.desc()))
+    if problems_only:
+        query = query.where(DELIVERY_PROBLEM)
+    if limit is not None:
+        query = query.limit(limit)
+    for d in session.execute(query.execution_options(yield_per=5000)):
+        yield {"id": d.id, "kind": d.kind, "channel": d.channel, "period": d.period_key,
+               "recipient": d.email or d.recipient or "", "status": d.status, "attempts": d.attempts,
+               "created_at": d.created_at.isoformat(), "sent_at": d.sent_at.isoformat() if d.sent_at else "",
+               "provider_message_id": d.provider_message_id or "", "last_error": d.last_error or ""}
+
+
+def write_csv(rows: Iterable[dict[str, object]], columns: tuple[str, ...], out) -> int:
+    count = 0
+
+    def counted() -> Iterator[dict[str, object]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    for chunk in csv_chunks(counted(), columns):
+        out.write(chunk)
+    return count
+
+
+def csv_chunks(rows: Iterable[dict[str, object]], columns: tuple[str, ...], every: int = 2000) -> Iterator[str]:
+    """CSV text in pieces of ``every`` rows (header first), for files and streamed downloads."""
     import csv
+    import io
 
+    out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
-    return len(rows)
+    for count, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if count % every == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
 
 
 def notice_people(session: Session, notice_id: int) -> list[dict[str, object]]:

@@ -2,6 +2,7 @@
 
 import csv
 import email
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from email import policy
 from pathlib import Path
@@ -156,3 +157,30 @@ def test_cli_reports(cli_env, capsys, factory, team) -> None:
     code, out, _ = run_cli(capsys, "report", "supervisors", "--week", WEEK, "--dry-run")
     assert code == 0 and "would compose 3 supervisor summary(ies)" in out
     assert run_cli(capsys, "report", "engagement", "--csv", str(out_csv), "--team", "nobody@x.org")[0] == 1
+
+
+def test_delivery_problems_page_and_streamed_csv(factory, settings, team) -> None:
+    import httpx
+    from pydantic import SecretStr
+
+    from service.web.app import create_app
+    from tests.conftest import LiveServer
+
+    with factory() as s, s.begin():
+        rows = s.scalars(select(Delivery).order_by(Delivery.id)).all()
+        rows[0].status, rows[0].last_error = "failed", "SendGrid 400: invalid email"
+        rows[1].status, rows[1].last_error = "unconfirmed", "dispatcher stopped during the send"
+        rows[2].attempts = 3  # sent after retries
+        problems = {rows[0].id, rows[1].id, rows[2].id}
+        total = len(rows)
+    admin = settings.model_copy(update={"admin_token": SecretStr("t0ken"), "secret_key": SecretStr("k")})
+    with LiveServer(create_app(admin, factory)) as live, httpx.Client(base_url=live.url, follow_redirects=True) as client:
+        assert client.post("/admin/login", data={"token": "t0ken"}).status_code == 200
+        page = client.get("/admin/deliveries").text
+        listed = {int(i) for i in re.findall(r'data-delivery="(\d+)"', page)}
+        assert listed == problems
+        assert "SendGrid 400: invalid email" in page
+        exported = client.get("/admin/export/deliveries.csv")
+        assert exported.headers["content-type"].startswith("text/csv")
+        csv_rows = list(csv.DictReader(exported.text.splitlines()))
+        assert len(csv_rows) == total and {int(r["id"]) for r in csv_rows} == {r.id for r in rows}
