@@ -247,10 +247,13 @@ def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], 
         return case(*[((column >= start) & (column < end), index) for index, (_, start, end) in enumerate(weeks)],
                     else_=None)
 
+    # reached in a week = got that week's digest (its period key): the unique key's index finds
+    # eight rows a person, where a sent_at range read all of their year
+    keys = [key for key, _, _ in weeks]
     reached_q = (
-        select(bucket(Delivery.sent_at).label("w"), Delivery.person_id.label("pid"))
-        .where(Delivery.kind == "digest", Delivery.status == "sent", Delivery.sent_at >= weeks[0][1],
-               Delivery.sent_at < weeks[-1][2])
+        select(case({key: index for index, key in enumerate(keys)}, value=Delivery.period_key).label("w"),
+               Delivery.person_id.label("pid"))
+        .where(Delivery.kind == "digest", Delivery.status == "sent", Delivery.period_key.in_(keys))
     )
     signal_q = (
         select(bucket(EngagementEvent.at).label("w"), EngagementEvent.person_id.label("pid"))
@@ -260,16 +263,17 @@ def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], 
     if person_ids is not None:
         reached_q = reached_q.where(Delivery.person_id.in_(person_ids))
         signal_q = signal_q.where(EngagementEvent.person_id.in_(person_ids))
-    reached_sub, signal_sub = reached_q.subquery(), signal_q.subquery()
-    reached = dict(session.execute(
-        select(reached_sub.c.w, func.count(func.distinct(reached_sub.c.pid))).group_by(reached_sub.c.w)
-    ).tuples().all())
-    engaged_rows = session.execute(
-        select(signal_sub.c.w, func.count(func.distinct(signal_sub.c.pid)))
-        .join(reached_sub, (reached_sub.c.pid == signal_sub.c.pid) & (reached_sub.c.w == signal_sub.c.w))
-        .group_by(signal_sub.c.w)
+    # distinct (week, person) pairs on each side first, then one hash join: joining raw rows
+    # made the planner loop over millions of events for a whole district
+    reached_sub, signal_sub = reached_q.distinct().subquery(), signal_q.distinct().subquery()
+    counts = session.execute(
+        select(reached_sub.c.w, func.count(), func.count(signal_sub.c.pid))
+        .select_from(reached_sub.outerjoin(signal_sub, (reached_sub.c.pid == signal_sub.c.pid)
+                                           & (reached_sub.c.w == signal_sub.c.w)))
+        .group_by(reached_sub.c.w)
     ).tuples().all()
-    engaged = dict(engaged_rows)
+    reached = {w: n for w, n, _ in counts}
+    engaged = {w: n for w, _, n in counts}
     return [TrendPoint(label, int(engaged.get(i, 0)), int(reached.get(i, 0))) for i, (label, _, _) in enumerate(weeks)]
 
 

@@ -48,6 +48,7 @@ def _empty_tables(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             names = ", ".join(t.name for t in tables)
+            conn.execute(text("SET LOCAL lock_timeout = '30s'"))  # a session a test left open fails loudly
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
             for table in tables:

@@ -54,9 +54,10 @@ def team(factory, settings, tmp_path: Path):
         with factory() as s, s.begin():
             compose(s, settings, monday, SchoolCalendar(), week=week)
         Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda m=monday: m).drain()
-    ids = {p.email: p.id for p in factory().scalars(select(Person))}
-    digest = {pid: d for d, pid in factory().execute(select(Delivery.id, Delivery.person_id)
-                                                     .where(Delivery.period_key == WEEK))}
+    with factory() as s:  # closed at once: an open read would block the next test's TRUNCATE on PostgreSQL
+        ids = {p.email: p.id for p in s.scalars(select(Person))}
+        digest = {pid: d for d, pid in s.execute(select(Delivery.id, Delivery.person_id)
+                                                 .where(Delivery.period_key == WEEK))}
 
     def event(who: str, kind: str, machine: bool, when: datetime) -> EngagementEvent:
         return EngagementEvent(delivery_id=digest[ids[who]], person_id=ids[who], kind=kind, source="test",
