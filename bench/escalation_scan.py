@@ -46,7 +46,7 @@ def build(engine, people: int, weeks: int) -> None:
         conn.execute(text("""
             INSERT INTO deliveries (person_id, kind, period_key, channel, status, subject, payload, attempts,
                                     next_attempt_at, created_at, sent_at)
-            SELECT p, 'digest', 'W' || w, 'email', 'sent', '', '{}', 1,
+            SELECT p, 'digest', to_char(:start + w * interval '7 days', 'IYYY-"W"IW'), 'email', 'sent', '', '{}', 1,
                    :start + w * interval '7 days' + interval '13 hours',
                    :start + w * interval '7 days' + interval '13 hours',
                    :start + w * interval '7 days' + interval '13 hours'

@@ -306,6 +306,7 @@ class LetterRenderer:
         return {"rate": payload.get("rate"), "trend": trend, "teams": payload.get("teams", []),
                 "people": payload.get("people", []), "notices": payload.get("notices", []),
                 "rollup": payload.get("rollup", False), "chart_cid": cid, "chart_alt": alt, "images": [chart],
+                "team_url": self.links.team(delivery.id) if delivery.person else None,
                 "headline": f"Your team's week ({payload['week']})"}
 
     def _escalation(self, delivery: Delivery) -> dict[str, object]:

@@ -33,8 +33,8 @@ from service.signals import Rules, Verdict, classify, is_click_burst
 
 log = logging.getLogger(__name__)
 
-OPEN, CLICK, ACK = "o", "c", "a"
-KINDS = {OPEN, CLICK, ACK}
+OPEN, CLICK, ACK, TEAM = "o", "c", "a", "t"  # TEAM: a supervisor's read-only team page
+KINDS = {OPEN, CLICK, ACK, TEAM}
 TAG_BYTES = 16  # 128-bit tag: ample against forgery, keeps URLs short
 GENERATED_KEY_NAME = "signing_key"
 
@@ -113,6 +113,9 @@ class Links:
 
     def ack(self, delivery_id: int, subject: str = "") -> str:
         return f"{self.base_url}/ack/{self.signer.sign(TokenData(ACK, delivery_id, subject))}"
+
+    def team(self, summary_delivery_id: int) -> str:
+        return f"{self.base_url}/team/{self.signer.sign(TokenData(TEAM, summary_delivery_id))}"
 
 
 def make_links(session: Session, settings: Settings) -> Links:

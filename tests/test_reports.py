@@ -185,3 +185,43 @@ def test_delivery_problems_page_and_streamed_csv(factory, settings, team) -> Non
         assert exported.headers["content-type"].startswith("text/csv")
         csv_rows = list(csv.DictReader(exported.text.splitlines()))
         assert len(csv_rows) == total and {int(r["id"]) for r in csv_rows} == {r.id for r in rows}
+
+
+def test_the_summary_links_to_a_read_only_view_of_that_team(factory, settings, team) -> None:
+    import httpx
+    from pydantic import SecretStr
+
+    from service.tracking import make_links
+    from service.web.app import create_app
+    from tests.conftest import LiveServer
+
+    settings = settings.model_copy(update={"secret_key": SecretStr("k")})
+    friday = at(4, 16)
+    with factory() as s, s.begin():
+        compose_summaries(s, settings, friday)
+    Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: friday).drain()
+    texts = {}
+    for path in (Path(settings.outbox_dir) / "summary").glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        texts[message["To"].addresses[0].addr_spec] = message.get_body(("plain",)).get_content()
+    link = re.search(r"(http\S+/team/\S+)", texts["div@x.org"]).group(1)
+    now = [friday]
+    with LiveServer(create_app(settings, factory, clock=lambda: now[0])) as live:
+        url = link.replace(settings.base_url, live.url)
+        page = httpx.get(url)
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        shown = set(re.findall(r'data-person="(\d+)"', page.text))
+        assert shown == {str(team[e]) for e in ("ann@x.org", "bob@x.org", "cat@x.org", "dan@x.org", "eve@x.org")}
+        assert "Sam Staff" not in page.text and "Ops Lead" not in page.text  # someone else's team
+        assert re.search(r'id="team-rate">(\d+)%', page.text).group(1) == "50"  # Ann, Bob of 4 reachable
+        head = httpx.get(re.search(r"(http\S+/team/\S+)", texts["head@x.org"]).group(1)
+                         .replace(settings.base_url, live.url))
+        assert "Your area" in head.text and "Sam Staff" not in head.text  # roll-up: only who needs a check-in
+        assert "Dan Silent" in head.text
+        assert httpx.get(url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")).status_code == 404
+        with factory() as s:
+            digest_id = s.scalar(select(Delivery.id).where(Delivery.kind == "digest"))
+            ack = make_links(s, settings).ack(digest_id)
+        assert httpx.get(live.url + "/team/" + ack.rsplit("/", 1)[1]).status_code == 404  # not a team token
+        now[0] = friday + timedelta(days=36)
+        assert httpx.get(url).status_code == 410

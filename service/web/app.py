@@ -36,7 +36,7 @@ from service.tracking import (
     signing_keys,
 )
 from service.scheduler import Background
-from service.web.dashboard import dashboard_router
+from service.web.dashboard import dashboard_router, team_router
 from service.web.metrics import Metrics
 from service.web.opens import NO_STORE, OpenRecorder, PixelMiddleware
 
@@ -210,6 +210,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(dashboard_router(settings, factory, keys, clock))
+    app.include_router(team_router(settings, factory, signer, clock))
 
     @app.get("/", response_class=PlainTextResponse, include_in_schema=False)
     def index() -> str:

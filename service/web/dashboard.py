@@ -25,6 +25,7 @@ from service.db import transaction
 from service.digest import week_key
 from service.models import Delivery, EngagementEvent, Notice, Person, utcnow
 from service.rendering import template_env
+from service.tracking import TEAM, Signer
 
 COOKIE = "nudge_admin"
 SESSION_SECONDS = 12 * 3600
@@ -241,5 +242,47 @@ def dashboard_router(settings: Settings, factory: sessionmaker[Session], keys: l
         return StreamingResponse(stream(), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": f'attachment; filename="{name}.csv"',
                                           "Cache-Control": "no-store"})
+
+    return router
+
+
+TEAM_LINK_DAYS = 35  # five weekly summaries: an old forwarded email stops showing names
+
+
+def team_router(settings: Settings, factory: sessionmaker[Session], signer: Signer,
+                clock: Callable[[], datetime] = utcnow) -> APIRouter:
+    """A supervisor's read-only view of their own subtree, reached by the signed link in their
+    weekly summary: no account, no admin token, nothing outside their team."""
+    router = APIRouter()
+    zone = ZoneInfo(settings.timezone)
+
+    @router.get("/team/{token}", response_class=HTMLResponse)
+    def team_view(token: str) -> Response:
+        data = signer.verify(token)
+        if data is None or data.kind != TEAM:
+            return render("not_found", 404)
+        now = clock()
+        with transaction(factory) as session:
+            summary = session.get(Delivery, data.delivery_id)
+            lead = session.get(Person, summary.person_id) if summary and summary.person_id else None
+            if summary is None or summary.kind != "summary" or lead is None or not lead.active:
+                return render("not_found", 404)
+            if summary.created_at < now - timedelta(days=TEAM_LINK_DAYS):
+                return render("team_expired", 410)
+            week = week_key(now.astimezone(zone).date())
+            start, end = reports.week_bounds(week, zone)
+            scope = reports.subtree_select(lead.id)
+            rows = reports.engagement(session, start, end, scope)
+            trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), scope)
+            notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
+        rollup = any(r.supervisor_id != lead.id for r in rows)
+        reachable = [r for r in rows if not r.undeliverable]
+        response = render("team_view", lead=lead, week=week, rate=reports.rate(rows), rollup=rollup,
+                          engaged=sum(r.engaged for r in reachable), reachable=len(reachable), notices=notices,
+                          rows=[r for r in rows if r.status in reports.ATTENTION] if rollup else rows, zone=zone,
+                          chart=trend_svg([p.week for p in trend], [p.rate for p in trend]))
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Robots-Tag"] = "noindex"
+        return response
 
     return router
