@@ -139,6 +139,20 @@ def count_opens(url: str) -> int:
     return stored or 0
 
 
+def settled_count(url: str, quiet: float = 0.5, limit: float = 120.0) -> tuple[int, float]:
+    """Stored opens once the server's write queue is empty (the count stops growing), and how
+    long after the load that took: answering may run ahead of writing while the cores are busy."""
+    began = time.perf_counter()
+    stored = count_opens(url)
+    while time.perf_counter() - began < limit:
+        time.sleep(quiet)
+        now = count_opens(url)
+        if now == stored:
+            return stored, time.perf_counter() - began - quiet
+        stored = now
+    return stored, time.perf_counter() - began
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each wrk run")
@@ -163,8 +177,7 @@ def main() -> None:
         wait_for(port)
         time.sleep(1.0)
         pixel_rate, wrk_answered = wrk(pixel_url, args.seconds, args.connections)
-        time.sleep(1.0)  # let the last batch land
-        after_wrk = count_opens(url)
+        after_wrk, drained = settled_count(url)
         _, complete, failed = ab(pixel_url, args.requests, args.connections)
     finally:
         server.send_signal(signal.SIGTERM)  # graceful: queued opens are written before exit
@@ -177,7 +190,8 @@ def main() -> None:
     print(f"open pixel (nudge serve): {pixel_rate:.0f} req/s")
     print(f"ratio: {pixel_rate / static_rate:.1%} (goal >= 20%)")
     print(f"wrk phase: {wrk_answered} answered, {after_wrk} stored (in-flight at wrk's stop may add up to "
-          f"{args.connections})")
+          f"{args.connections}); the write queue emptied {drained:.1f} s after the load stopped, "
+          f"so opens were written at {after_wrk / (args.seconds + drained):.0f}/s sustained")
     print(f"exact phase (ab -n {args.requests}): {complete - failed} answered, {exact_stored} stored")
     print(f"lost: {max(0, complete - failed - exact_stored) + max(0, wrk_answered - after_wrk)}")
 

@@ -487,10 +487,10 @@ def serve(
     if workers > 1:  # each worker process builds its own app from the environment
         os.environ["NUDGE_SERVE_BACKGROUND"] = "1" if background else "0"
         uvicorn.run("service.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", access_log=False)
+                    log_level="warning", access_log=False, proxy_headers=False)
     else:
         web = create_app(rt.settings, factory, Background(rt.engine, factory, rt.settings) if background else None)
-        uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
 
 
 @app.command()

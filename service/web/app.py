@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from functools import partial
 
 from fastapi import FastAPI, Form, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
@@ -49,8 +50,18 @@ def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=NO_STORE)
 
 
+class NudgeApp(FastAPI):
+    """FastAPI with the open pixel answered in front of the framework: on the hottest path,
+    the framework's own middleware (errors, telemetry, body limits) costs more than the pixel."""
+
+    pixel: PixelMiddleware
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.pixel(scope, receive, send)
+
+
 def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
-               background: Background | None = None, clock: Callable[[], datetime] = utcnow) -> FastAPI:
+               background: Background | None = None, clock: Callable[[], datetime] = utcnow) -> NudgeApp:
     """The web app; with ``background`` (what `nudge serve` runs), its lifespan also starts and
     stops the dispatcher loop and the scheduler election."""
     factory = factory or make_sessionmaker(make_engine(settings.database_url))
@@ -79,7 +90,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
             background.stop()  # stop claiming, finish the batch in hand, hand the scheduler on
         opens.stop()  # write what is queued before the process ends
 
-    app = FastAPI(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = NudgeApp(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     metrics.watch_database(factory, lambda: background.leader if background is not None else None)
     app.state.settings, app.state.factory, app.state.metrics, app.state.opens = settings, factory, metrics, opens
 
@@ -87,8 +98,8 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         if not valid:
             metrics.invalid_tokens.labels("pixel").inc()
 
-    app.add_middleware(PixelMiddleware, signer=signer, recorder=opens, ip_key=keys[0],
-                       trust_proxy=settings.trust_proxy, on_open=counted_open, clock=clock)
+    app.pixel = PixelMiddleware(partial(FastAPI.__call__, app), signer=signer, recorder=opens, ip_key=keys[0],
+                                trust_proxy=settings.trust_proxy, on_open=counted_open, clock=clock)
 
     @contextmanager
     def unit_of_work() -> Iterator[Session]:
