@@ -96,13 +96,13 @@ class Pass:
                    Person.undeliverable_since, Person.undeliverable_reason, Person.last_human_at,
                    Person.silent_digests, Person.silent_since)
         self.staff = Staff({p.id: p for p in session.execute(select(*columns))})  # light rows, not ORM objects
+        # every rung ever recorded, as plain keys (years of history stay cheap); open ones as rows
+        self.all_rows: set[tuple[int, str, str, int]] = set(session.execute(
+            select(Escalation.person_id, Escalation.reason, Escalation.subject, Escalation.level)).tuples())
         self.open_rows: dict[tuple[int, str, str, int], Escalation] = {}
-        self.all_rows: set[tuple[int, str, str, int]] = set()
-        for row in session.scalars(select(Escalation)):
-            key = (row.person_id, row.reason, row.subject, row.level)
-            self.all_rows.add(key)
-            if row.resolved_at is None:
-                self.open_rows[key] = row
+        self.open_of: dict[int, set[tuple[int, str, str, int]]] = defaultdict(set)  # person -> open keys
+        for row in session.scalars(select(Escalation).where(Escalation.resolved_at.is_(None))):
+            self._open(row)
 
     # ------------------------------------------------------------ helpers
 
@@ -132,18 +132,26 @@ class Pass:
                          notified_at=self.as_of if level == 0 else None)
         self.session.add(row)
         self.all_rows.add(key)
-        self.open_rows[key] = row
+        self._open(row)
         if level >= 1:
             self.result.escalated.append((person.email, reason, level, told_email))
         return row
 
+    def _open(self, row: Escalation) -> None:
+        key = (row.person_id, row.reason, row.subject, row.level)
+        self.open_rows[key] = row
+        self.open_of[row.person_id].add(key)
+
     def resolve(self, person: Person, reason: str, subject_prefix: str, why: str) -> None:
-        for key, row in list(self.open_rows.items()):
-            if key[0] == person.id and key[1] == reason and key[2].startswith(subject_prefix):
-                row.resolved_at, row.resolution = self.as_of, why
-                del self.open_rows[key]
-                if row.level >= 1 or reason == NEVER_ENGAGED:
-                    self.result.resolved.append((person.email, reason, why))
+        """Close this person's open rungs for ``reason`` (looks at their rows only: a notice to a
+        whole district resolves tens of thousands of people in one pass)."""
+        for key in sorted(k for k in self.open_of.get(person.id, ()) if k[1] == reason
+                          and k[2].startswith(subject_prefix)):
+            row = self.open_rows.pop(key)
+            self.open_of[person.id].discard(key)
+            row.resolved_at, row.resolution = self.as_of, why
+            if row.level >= 1 or reason == NEVER_ENGAGED:
+                self.result.resolved.append((person.email, reason, why))
 
     def climb(self, person: Person, reason: str, subject: str) -> None:
         """Levels 2 and 3 follow level 1 after ``escalation_step_days`` school days each."""
