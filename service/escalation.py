@@ -101,6 +101,7 @@ class Pass:
             select(Escalation.person_id, Escalation.reason, Escalation.subject, Escalation.level)).tuples())
         self.open_rows: dict[tuple[int, str, str, int], Escalation] = {}
         self.open_of: dict[int, set[tuple[int, str, str, int]]] = defaultdict(set)  # person -> open keys
+        self._notice_facts: dict[int, tuple[date | None, str]] = {}
         for row in session.scalars(select(Escalation).where(Escalation.resolved_at.is_(None))):
             self._open(row)
 
@@ -285,15 +286,22 @@ class Pass:
                 for row in fresh:
                     row.notified_at = self.as_of
 
+    def notice_facts(self, notice_id: int) -> tuple[date | None, str]:
+        """A notice's due date and policy title, read once a pass (thousands of rows cite one notice)."""
+        if notice_id not in self._notice_facts:
+            notice = self.session.get(Notice, notice_id)
+            self._notice_facts[notice_id] = (notice.due_on, notice.policy_version.policy.title) if notice \
+                else (None, "a policy update")
+        return self._notice_facts[notice_id]
+
     def describe(self, row: Escalation) -> dict[str, Any]:
         person = self.staff.people[row.person_id]
         if row.reason == NEVER_ENGAGED:
             since = datetime.fromisoformat(row.subject.removeprefix("since:")).astimezone(self.zone).date()
             why = "hasn't opened, clicked or confirmed any weekly tips"
         else:
-            notice = self.session.get(Notice, int(row.subject.split(":")[1]))
-            since = notice.due_on if notice else row.opened_at.date()
-            title = notice.policy_version.policy.title if notice else "a policy update"
+            due_on, title = self.notice_facts(int(row.subject.split(":")[1]))
+            since = due_on or row.opened_at.date()
             why = f"hasn't confirmed the updated {title} (due {since.isoformat()})"
         return {"name": person.name, "email": person.email, "reason": row.reason, "why": why,
                 "since": since.isoformat(), "level": row.level,
