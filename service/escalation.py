@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from service import digest
 from service.config import Settings
-from service.db import insert_ignore
+from service.db import in_ids, insert_ignore
 from service.models import (
     Acknowledgement,
     Delivery,
@@ -51,6 +53,18 @@ class PassResult:
     emails: list[tuple[str, str]] = field(default_factory=list)  # kind, recipient
     paused: str | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlannedEmail:
+    row: dict[str, Any]  # the outbox row
+    items: list[dict[str, Any]]  # its tips or notice, without the delivery id yet
+    to: str
+    on_queued: Callable[[], None] | None = None
+
+    @property
+    def key(self) -> tuple[object, str, str]:
+        return (self.row["person_id"] or self.row["recipient"], self.row["kind"], self.row["period_key"])
 
 
 @dataclass
@@ -102,6 +116,7 @@ class Pass:
         self.open_rows: dict[tuple[int, str, str, int], Escalation] = {}
         self.open_of: dict[int, set[tuple[int, str, str, int]]] = defaultdict(set)  # person -> open keys
         self._notice_facts: dict[int, tuple[date | None, str]] = {}
+        self.planned: list[PlannedEmail] = []
         for row in session.scalars(select(Escalation).where(Escalation.resolved_at.is_(None))):
             self._open(row)
 
@@ -143,11 +158,11 @@ class Pass:
         self.open_rows[key] = row
         self.open_of[row.person_id].add(key)
 
-    def resolve(self, person: Person, reason: str, subject_prefix: str, why: str) -> None:
-        """Close this person's open rungs for ``reason`` (looks at their rows only: a notice to a
-        whole district resolves tens of thousands of people in one pass)."""
+    def resolve(self, person: Person, reason: str, subject: str, why: str) -> None:
+        """Close this person's open rungs for ``reason`` about ``subject`` (also its ":d7"-style
+        reminders; "notice:1" never closes "notice:12"). Looks at this person's rows only."""
         for key in sorted(k for k in self.open_of.get(person.id, ()) if k[1] == reason
-                          and k[2].startswith(subject_prefix)):
+                          and (k[2] == subject or k[2].startswith(f"{subject}:"))):
             row = self.open_rows.pop(key)
             self.open_of[person.id].discard(key)
             row.resolved_at, row.resolution = self.as_of, why
@@ -165,13 +180,29 @@ class Pass:
     # ------------------------------------------------------------ notices
 
     def notices(self) -> None:
-        acknowledged = set(self.session.execute(
-            select(Acknowledgement.person_id, Acknowledgement.notice_id).where(Acknowledgement.notice_id.is_not(None))
-        ).tuples())
+        # open rungs of a notice their person has confirmed since are resolved (only those are read:
+        # a district-wide notice is confirmed by tens of thousands who have nothing open)
+        waiting = sorted({(key[0], int(key[2].split(":")[1])) for key in self.open_rows
+                          if key[1] in (NOTICE_REMINDER, NOTICE_OVERDUE)})
+        confirmed: set[tuple[int, int]] = set()
+        for start in range(0, len(waiting), 5000):
+            people = {person_id for person_id, _ in waiting[start : start + 5000]}
+            confirmed |= set(self.session.execute(
+                select(Acknowledgement.person_id, Acknowledgement.notice_id)
+                .where(in_ids(self.session, Acknowledgement.person_id, people), Acknowledgement.notice_id.is_not(None))
+            ).tuples())
+        for person_id, notice_id in waiting:
+            if (person_id, notice_id) in confirmed:
+                person = self.staff.people[person_id]
+                self.resolve(person, NOTICE_REMINDER, f"notice:{notice_id}", "acknowledged")
+                self.resolve(person, NOTICE_OVERDUE, f"notice:{notice_id}", "acknowledged")
+        # everyone else who got a notice and has not confirmed it: reminders, then the ladder
+        confirmed_it = exists().where(Acknowledgement.person_id == Delivery.person_id,
+                                      Acknowledgement.notice_id == DeliveryItem.notice_id)
         recipients = self.session.execute(
             select(DeliveryItem.notice_id, Delivery.person_id).join(Delivery)
             .where(DeliveryItem.notice_id.is_not(None), Delivery.kind == "notice", Delivery.person_id.is_not(None),
-                   Delivery.status != "failed").distinct()
+                   Delivery.status != "failed", ~confirmed_it).distinct()
         ).tuples().all()
         by_notice: dict[int, set[int]] = defaultdict(set)
         for notice_id, person_id in recipients:
@@ -181,10 +212,6 @@ class Pass:
             school_today = notice.created_at.astimezone(self.zone).date() + timedelta(days=self.elapsed(notice.created_at))
             for person_id in sorted(by_notice[notice.id]):
                 person = self.staff.people[person_id]
-                if (person_id, notice.id) in acknowledged:
-                    self.resolve(person, NOTICE_REMINDER, subject, "acknowledged")
-                    self.resolve(person, NOTICE_OVERDUE, subject, "acknowledged")
-                    continue
                 if not self.eligible(person):
                     continue
                 if school_today > notice.due_on:
@@ -234,25 +261,38 @@ class Pass:
                 if since_nudge.get(person_id, 0) >= grace:
                     self.step(person, NEVER_ENGAGED, episode.subject, 1)
                 self.climb(person, NEVER_ENGAGED, episode.subject)
+        nudged = []
         for person in self.staff.people.values():
             if person.id in episodes or person.silent_digests < k or not self.eligible(person):
                 continue
             subject = f"since:{person.silent_since.isoformat()}"
             if self.step(person, NEVER_ENGAGED, subject, 0) is not None:
-                self.nudge_email(person, person.silent_since)
+                nudged.append(person)
+        self.nudge_emails(nudged)
 
-    def nudge_email(self, person: Person, since: datetime) -> None:
-        """"Here's what you missed": the lead tips of the digests sent since the silence began."""
-        tips = list(self.session.scalars(
-            select(DeliveryItem.tip_id).join(Delivery)
-            .where(Delivery.person_id == person.id, Delivery.kind == "digest", Delivery.status == "sent",
-                   Delivery.sent_at >= since, DeliveryItem.tip_id.is_not(None))
-            .order_by(DeliveryItem.position, Delivery.sent_at)
-        ))
-        top = list(dict.fromkeys(tips))[: self.settings.tips_per_digest]
-        self.result.nudges.append(person.email)
-        self.outbox(person, None, "nudge", f"nudge:{since.date().isoformat()}",
-                    "Here's what you missed from our guidelines", {"since": since.isoformat()}, tip_ids=top)
+    def nudge_emails(self, people: list[Person]) -> None:
+        """"Here's what you missed": the lead tips of the digests sent since each silence began
+        (one query for everyone nudged today)."""
+        if not people:
+            return
+        sent: dict[int, list[tuple[int, datetime, int]]] = defaultdict(list)
+        for start in range(0, len(people), 5000):
+            chunk = people[start : start + 5000]
+            for person_id, position, sent_at, tip_id in self.session.execute(
+                select(Delivery.person_id, DeliveryItem.position, Delivery.sent_at, DeliveryItem.tip_id)
+                .join(Delivery)
+                .where(in_ids(self.session, Delivery.person_id, [p.id for p in chunk]), Delivery.kind == "digest",
+                       Delivery.status == "sent", Delivery.sent_at >= min(p.silent_since for p in chunk),
+                       DeliveryItem.tip_id.is_not(None))
+            ):
+                sent[person_id].append((position, sent_at, tip_id))
+        for person in people:
+            since = person.silent_since
+            tips = [tip for _, at, tip in sorted(sent[person.id], key=lambda row: row[:2]) if at >= since]
+            top = list(dict.fromkeys(tips))[: self.settings.tips_per_digest]
+            self.result.nudges.append(person.email)
+            self.outbox(person, None, "nudge", f"nudge:{since.date().isoformat()}",
+                        "Here's what you missed from our guidelines", {"since": since.isoformat()}, tip_ids=top)
 
     # ------------------------------------------------------------ supervisor and admin emails
 
@@ -282,9 +322,12 @@ class Pass:
                 ]
             subject = f"{len(attention)} of your team could use a check-in" if target else \
                 f"Policy Nudge: {len(attention)} people need attention"
-            if self.outbox(target, None if target else target_email, "escalation", self.week, subject, payload):
-                for row in fresh:
+            def notified(rows: list[Escalation] = fresh) -> None:
+                for row in rows:
                     row.notified_at = self.as_of
+
+            self.outbox(target, None if target else target_email, "escalation", self.week, subject, payload,
+                        on_queued=notified)
 
     def notice_facts(self, notice_id: int) -> tuple[date | None, str]:
         """A notice's due date and policy title, read once a pass (thousands of rows cite one notice)."""
@@ -310,27 +353,42 @@ class Pass:
     # ------------------------------------------------------------ outbox
 
     def outbox(self, person: Person | None, admin_email: str | None, kind: str, period: str, subject: str,
-               payload: dict[str, Any], *, tip_ids: list[int] = (), notice_ids: list[int] = ()) -> bool:
-        """Queue one email (at least once); False if this recipient already has it for the period."""
+               payload: dict[str, Any], *, tip_ids: list[int] = (), notice_ids: list[int] = (),
+               on_queued: Callable[[], None] | None = None) -> None:
+        """Plan one email (at least once); ``write_outbox`` writes the pass's emails together and
+        calls ``on_queued`` for each that was new (a recipient may have this period's already)."""
         if person is None and admin_email is None:
-            return False
+            return
         row = {"person_id": person.id if person else None, "recipient": None if person else f"admin:{admin_email}",
                "kind": kind, "period_key": period, "channel": "email", "status": "pending", "subject": subject,
                "payload": {**payload, **({} if person else {"to_email": admin_email})},
                "next_attempt_at": self.as_of, "created_at": self.as_of, "attempts": 0}
-        conflict = ["person_id", "kind", "period_key", "channel"] if person else ["recipient", "kind", "period_key",
-                                                                                  "channel"]
-        inserted = insert_ignore(self.session, Delivery, [row], conflict)
-        if not inserted:
-            return False
-        delivery_id = inserted[0][0]
-        items = [{"delivery_id": delivery_id, "position": i, "tip_id": t} for i, t in enumerate(tip_ids)]
-        items += [{"delivery_id": delivery_id, "position": len(items) + i, "notice_id": n}
-                  for i, n in enumerate(notice_ids)]
+        items = [{"position": i, "tip_id": t} for i, t in enumerate(tip_ids)]
+        items += [{"position": len(items) + i, "notice_id": n} for i, n in enumerate(notice_ids)]
+        self.planned.append(PlannedEmail(row, items, person.email if person else admin_email, on_queued))
+
+    def write_outbox(self) -> None:
+        """The pass's emails in a few statements (a notice's due date can plan thousands at once)."""
+        ids: dict[tuple[object, str, str], int] = {}
+        # runs of emails to people / to the admin address, in the order planned (ids follow it)
+        for to_person, run in groupby(self.planned, key=lambda e: e.row["person_id"] is not None):
+            conflict = ["person_id" if to_person else "recipient", "kind", "period_key", "channel"]
+            inserted = insert_ignore(self.session, Delivery, [e.row for e in run], conflict, returning=(
+                Delivery.id, Delivery.person_id, Delivery.recipient, Delivery.kind, Delivery.period_key))
+            ids |= {(person_id or recipient, kind, period): delivery_id
+                    for delivery_id, person_id, recipient, kind, period in inserted}
+        items = []
+        for email in self.planned:
+            delivery_id = ids.pop(email.key, None)  # popped: the same email planned twice is queued once
+            if delivery_id is None:
+                continue
+            items += [{**item, "delivery_id": delivery_id} for item in email.items]
+            self.result.emails.append((email.row["kind"], email.to))
+            if email.on_queued is not None:
+                email.on_queued()
         if items:
             self.session.execute(DeliveryItem.__table__.insert(), items)
-        self.result.emails.append((kind, person.email if person else admin_email))
-        return True
+        self.planned.clear()
 
     # ------------------------------------------------------------ the pass
 
@@ -343,6 +401,7 @@ class Pass:
         self.never_engaged()
         self.session.flush()
         self.supervisor_emails()
+        self.write_outbox()
         self.session.flush()
         return self.result
 

@@ -321,3 +321,26 @@ def test_cli_escalate_with_time_travel(cli_env, capsys, factory, staff, monkeypa
     text = "\n".join(p.read_text() for p in sent)
     assert "conversation" in text and "discipline" not in text.lower()
     assert run_cli(capsys, "escalate", "--as-of", "yesterday")[0] == 1
+
+
+def test_confirming_one_notice_closes_only_that_notices_rungs(factory, settings) -> None:
+    """"notice:1" is a prefix of "notice:12": resolution matches the subject, or it plus ":d<days>"."""
+    from service.escalation import NOTICE_OVERDUE, NOTICE_REMINDER, Pass
+
+    now = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    with factory() as s, s.begin():
+        person = Person(email="ann@x.org", name="Ann", role="teacher", joined_at=now - timedelta(days=400))
+        s.add(person)
+        s.flush()
+        for reason, subject, level in ((NOTICE_REMINDER, "notice:1:d2", 0), (NOTICE_OVERDUE, "notice:1", 1),
+                                       (NOTICE_REMINDER, "notice:12:d2", 0), (NOTICE_OVERDUE, "notice:12", 1)):
+            s.add(Escalation(person_id=person.id, reason=reason, subject=subject, level=level,
+                             notified_email="x@x.org", opened_at=now))
+    with factory() as s, s.begin():
+        run = Pass(s, settings, now, SchoolCalendar())
+        ann = run.staff.people[person.id]
+        run.resolve(ann, NOTICE_REMINDER, "notice:1", "acknowledged")
+        run.resolve(ann, NOTICE_OVERDUE, "notice:1", "acknowledged")
+    with factory() as s:
+        still_open = sorted(s.scalars(select(Escalation.subject).where(Escalation.resolved_at.is_(None))))
+    assert still_open == ["notice:12", "notice:12:d2"]
