@@ -23,7 +23,7 @@ from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from service import digest
@@ -53,6 +53,10 @@ class PassResult:
     emails: list[tuple[str, str]] = field(default_factory=list)  # kind, recipient
     paused: str | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+# written out, not a bound parameter, so the planner can use ix_deliveries_notice_person
+NOTICE_ROWS = literal_column("deliveries.kind") == literal_column("'notice'")
 
 
 @dataclass
@@ -201,7 +205,7 @@ class Pass:
                                       Acknowledgement.notice_id == DeliveryItem.notice_id)
         recipients = self.session.execute(
             select(DeliveryItem.notice_id, Delivery.person_id).join(Delivery)
-            .where(DeliveryItem.notice_id.is_not(None), Delivery.kind == "notice", Delivery.person_id.is_not(None),
+            .where(DeliveryItem.notice_id.is_not(None), NOTICE_ROWS, Delivery.person_id.is_not(None),
                    Delivery.status != "failed", ~confirmed_it).distinct()
         ).tuples().all()
         by_notice: dict[int, set[int]] = defaultdict(set)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -197,6 +198,9 @@ class Delivery(Base):
         UniqueConstraint("recipient", "kind", "period_key", "channel"),
         # claims walk this index in order and stop after a batch; id breaks ties (a run's rows share a time)
         Index("ix_deliveries_due", "status", "next_attempt_at", "id"),
+        # who got which notice, without reading millions of digests (digest rows are not in it)
+        Index("ix_deliveries_notice_person", "person_id", postgresql_where=text("kind = 'notice'"),
+              sqlite_where=text("kind = 'notice'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
