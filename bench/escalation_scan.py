@@ -121,11 +121,14 @@ def main() -> None:
     as_of = datetime.combine(FIRST_MONDAY + timedelta(weeks=args.weeks - 1, days=2), datetime.min.time(), UTC)
     as_of += timedelta(hours=17)
     timings = []
-    for _ in range(2):  # the second pass finds everything recorded already: the steady daily case
+    for attempt in range(3):  # later passes find everything recorded already: the steady daily case
         with factory() as s, s.begin():
             start = time.perf_counter()
-            result = run_pass(s, settings, as_of, SchoolCalendar())
+            run_pass(s, settings, as_of, SchoolCalendar())
             timings.append(time.perf_counter() - start)
+        if attempt == 0:  # a day passes: autovacuum analyzes what the first pass wrote
+            with engine.begin() as conn:
+                conn.execute(text("ANALYZE escalations; ANALYZE deliveries; ANALYZE delivery_items"))
     with factory() as s, s.begin():
         supervisor = s.get(Person, 2)
         week = f"{(as_of.date()).isocalendar()[0]}-W{(as_of.date()).isocalendar()[1]:02d}"
@@ -141,7 +144,7 @@ def main() -> None:
         opened = dict(s.execute(select(Escalation.reason, func.count()).group_by(Escalation.reason)).tuples().all())
     print(f"a notice to everyone, confirmed by 9 in 10; escalations recorded by the first pass: {opened}")
     print(f"first escalation pass: {timings[0]:.2f} s")
-    print(f"escalation pass (steady, nothing new): {timings[1]:.2f} s (goal <= 2 s)")
+    print(f"escalation pass (steady, nothing new): {timings[1]:.2f} s (goal <= 2 s); again: {timings[2]:.2f} s")
     print(f"supervisor summary (team of {len(payload['people'])}): {summary_seconds:.2f} s (goal <= 2 s)")
     print(f"roll-up summary for the head of the whole district: {rollup_seconds:.2f} s")
 
