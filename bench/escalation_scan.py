@@ -33,7 +33,7 @@ from service.reports import summary_payload  # noqa: E402
 FIRST_MONDAY = date(2025, 11, 24)
 
 
-def build(engine, people: int, weeks: int) -> None:
+def build(engine, people: int, weeks: int, notice: bool = True) -> None:
     start = datetime.combine(FIRST_MONDAY, datetime.min.time(), UTC)
     with engine.begin() as conn:
         conn.execute(text("""
@@ -63,31 +63,8 @@ def build(engine, people: int, weeks: int) -> None:
                  LATERAL (VALUES (1, 'open', p % 7 = 0), (2, 'click', p % 10 = 0), (3, 'ack', p % 10 = 0)) AS k(n, kind, machine)
             WHERE NOT (p % 10 = 0 AND NOT k.machine) OR k.kind = 'open'"""),
                      {"n": people, "weeks": weeks, "start": start})
-        # a policy-update notice to everyone three weeks ago (due after two), confirmed by nine in ten:
-        # the daily pass walks every recipient and climbs the ladder for the rest
-        notice_at = start + timedelta(weeks=weeks - 1, days=2) - timedelta(days=21)
-        conn.execute(text("""
-            WITH p AS (INSERT INTO policies (slug, title, created_at) VALUES ('social-media', 'Social Media', :at)
-                       RETURNING id),
-                 v AS (INSERT INTO policy_versions (policy_id, label, sequence, text, content_hash, editorial,
-                                                    imported_at)
-                       SELECT id, '2', 2, 'text', 'hash', false, :at FROM p RETURNING id)
-            INSERT INTO notices (policy_version_id, audience, summary, due_days, due_on, created_at)
-            SELECT id, '["teacher", "administrator"]', '<p>changed</p>', 14, CAST(:due AS date), :at FROM v"""),
-                     {"at": notice_at, "due": (notice_at + timedelta(days=14)).date()})
-        conn.execute(text("""
-            INSERT INTO deliveries (person_id, kind, period_key, channel, status, subject, payload, attempts,
-                                    next_attempt_at, created_at, sent_at)
-            SELECT p, 'notice', 'notice:' || n.id, 'email', 'sent', 'Social Media has changed',
-                   json_build_object('notice_id', n.id), 1, :at, :at, :at
-            FROM generate_series(1, :n) p, notices n"""), {"n": people, "at": notice_at})
-        conn.execute(text("""
-            INSERT INTO delivery_items (delivery_id, position, notice_id)
-            SELECT d.id, 0, (d.payload->>'notice_id')::int FROM deliveries d WHERE d.kind = 'notice'"""))
-        conn.execute(text("""
-            INSERT INTO acknowledgements (person_id, subject, notice_id, at)
-            SELECT p, 'notice:' || n.id, n.id, :at FROM generate_series(1, :n) p, notices n WHERE p % 10 <> 3"""),
-                     {"n": people, "at": notice_at + timedelta(days=2)})
+        if notice:
+            add_notice(conn, people, start, weeks)
         # the aggregates every ingest path keeps on people, computed here in two set-based statements
         conn.execute(text("""
             UPDATE people SET last_human_at = h.last FROM (
@@ -104,15 +81,44 @@ def build(engine, people: int, weeks: int) -> None:
         conn.execute(text("ANALYZE"))
 
 
+def add_notice(conn, people: int, start: datetime, weeks: int) -> None:
+    """A policy-update notice to everyone three weeks ago (due after two), confirmed by nine in ten:
+    the daily pass walks every recipient and climbs the ladder for the rest."""
+    notice_at = start + timedelta(weeks=weeks - 1, days=2) - timedelta(days=21)
+    conn.execute(text("""
+        WITH p AS (INSERT INTO policies (slug, title, created_at) VALUES ('social-media', 'Social Media', :at)
+                   RETURNING id),
+             v AS (INSERT INTO policy_versions (policy_id, label, sequence, text, content_hash, editorial,
+                                                imported_at)
+                   SELECT id, '2', 2, 'text', 'hash', false, :at FROM p RETURNING id)
+        INSERT INTO notices (policy_version_id, audience, summary, due_days, due_on, created_at)
+        SELECT id, '["teacher", "administrator"]', '<p>changed</p>', 14, CAST(:due AS date), :at FROM v"""),
+                 {"at": notice_at, "due": (notice_at + timedelta(days=14)).date()})
+    conn.execute(text("""
+        INSERT INTO deliveries (person_id, kind, period_key, channel, status, subject, payload, attempts,
+                                next_attempt_at, created_at, sent_at)
+        SELECT p, 'notice', 'notice:' || n.id, 'email', 'sent', 'Social Media has changed',
+               json_build_object('notice_id', n.id), 1, :at, :at, :at
+        FROM generate_series(1, :n) p, notices n"""), {"n": people, "at": notice_at})
+    conn.execute(text("""
+        INSERT INTO delivery_items (delivery_id, position, notice_id)
+        SELECT d.id, 0, (d.payload->>'notice_id')::int FROM deliveries d WHERE d.kind = 'notice'"""))
+    conn.execute(text("""
+        INSERT INTO acknowledgements (person_id, subject, notice_id, at)
+        SELECT p, 'notice:' || n.id, n.id, :at FROM generate_series(1, :n) p, notices n WHERE p % 10 <> 3"""),
+                 {"n": people, "at": notice_at + timedelta(days=2)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--weeks", type=int, default=52)
     parser.add_argument("--database-url", required=True)
+    parser.add_argument("--no-notice", action="store_true", help="leave out the district-wide policy notice")
     args = parser.parse_args()
     engine = fresh_database(args.database_url)
     began = time.perf_counter()
-    build(engine, args.people, args.weeks)
+    build(engine, args.people, args.weeks, notice=not args.no_notice)
     built = time.perf_counter() - began
     factory = make_sessionmaker(engine)
     settings = load_settings(database_url=args.database_url, admin_email="admin@bench.org")
@@ -142,7 +148,8 @@ def main() -> None:
     print(f"people: {args.people}; weeks: {args.weeks}; engagement events: {events}; built in {built:.0f} s")
     with factory() as s:
         opened = dict(s.execute(select(Escalation.reason, func.count()).group_by(Escalation.reason)).tuples().all())
-    print(f"a notice to everyone, confirmed by 9 in 10; escalations recorded by the first pass: {opened}")
+    print(f"{'no notice' if args.no_notice else 'a notice to everyone, confirmed by 9 in 10'}; "
+          f"escalations recorded by the first pass: {opened}")
     print(f"first escalation pass: {timings[0]:.2f} s")
     print(f"escalation pass (steady, nothing new): {timings[1]:.2f} s (goal <= 2 s); again: {timings[2]:.2f} s")
     print(f"supervisor summary (team of {len(payload['people'])}): {summary_seconds:.2f} s (goal <= 2 s)")
