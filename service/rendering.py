@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from service.channels import InlineImage, Message, Skeleton, placeholder
-from service.models import Delivery, Person, Tip
+from service.models import Delivery, Notice, Person, Tip
 from service.tracking import Links
 from service.paths import TEMPLATES_DIR
 
@@ -213,7 +213,6 @@ class LetterRenderer:
 
     kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary"})
     shared_kinds = frozenset({"notice", "reminder"})
-    personal = ("ack_url", "policy_link", "pixel")
 
     def __init__(self, base_url: str, organisation: str, links: Links):
         self.base_url = base_url
@@ -224,6 +223,19 @@ class LetterRenderer:
     def render(self, delivery: Delivery) -> Message:
         person = delivery.person
         name = first_name(person.name) if person else "there"
+        if delivery.kind in self.shared_kinds:
+            skeleton, values = self._shared(delivery, name)
+        else:
+            context = self._context(delivery, name)
+            skeleton, values = self._skeleton(delivery, context, context), {}
+        return Message(
+            delivery_id=delivery.id, kind=delivery.kind,
+            to_email=person.email if person else delivery.payload["to_email"],
+            to_name=person.name if person else "", skeleton=skeleton, values=values,
+            custom_args={"delivery_id": str(delivery.id), "kind": delivery.kind},
+        )
+
+    def _context(self, delivery: Delivery, name: str) -> dict[str, object]:
         context: dict[str, object] = {
             "organisation": self.organisation,
             "subject": delivery.subject,
@@ -233,24 +245,21 @@ class LetterRenderer:
             "pixel": None,
             "css": Markup(email_css()),
         }
-        context |= getattr(self, f"_{delivery.kind}")(delivery)
-        values: dict[str, str] = {}
-        if delivery.kind in self.shared_kinds:
-            key = (delivery.kind, context["notice_id"], context.get("days_left"), delivery.subject)
-            values = {placeholder(k): str(context[k]) for k in self.personal}
-            values |= {placeholder("name_html"): escape(name), placeholder("name_text"): name}
-            if key not in self._skeletons:
-                blank = {k: placeholder(k) for k in self.personal}
-                self._skeletons[key] = self._skeleton(delivery, context | blank | {"first_name": placeholder("name_html")},
-                                                      context | blank | {"first_name": placeholder("name_text")})
-            skeleton = self._skeletons[key]
-        else:
-            skeleton = self._skeleton(delivery, context, context)
-        return Message(
-            delivery_id=delivery.id, kind=delivery.kind, to_email=person.email if person else delivery.payload["to_email"],
-            to_name=person.name if person else "", skeleton=skeleton, values=values,
-            custom_args={"delivery_id": str(delivery.id), "kind": delivery.kind},
-        )
+        return context | getattr(self, f"_{delivery.kind}")(delivery)
+
+    def _shared(self, delivery: Delivery, name: str) -> tuple[Skeleton, dict[str, str]]:
+        """A notice or reminder: rendered once per notice (the template, the summary's cleaning),
+        only the reader's name and signed links made per message."""
+        notice = _notice_of(delivery)
+        links = self._notice_links(delivery, notice)
+        key = (delivery.kind, notice.id, delivery.payload.get("days_left"), delivery.subject)
+        if key not in self._skeletons:
+            context = self._context(delivery, name)
+            blank = {k: placeholder(k) for k in links}
+            self._skeletons[key] = self._skeleton(delivery, context | blank | {"first_name": placeholder("name_html")},
+                                                  context | blank | {"first_name": placeholder("name_text")})
+        values = {placeholder(k): v for k, v in links.items()}
+        return self._skeletons[key], values | {placeholder("name_html"): escape(name), placeholder("name_text"): name}
 
     @staticmethod
     def _skeleton(delivery: Delivery, html_context: dict[str, object], text_context: dict[str, object]) -> Skeleton:
@@ -262,19 +271,20 @@ class LetterRenderer:
         return Skeleton(subject=delivery.subject, html=html, text=text,
                         inline_images=tuple(html_context.get("images", ())))
 
+    def _notice_links(self, delivery: Delivery, notice: Notice) -> dict[str, str]:
+        policy_page = f"{self.base_url}/policies/{notice.policy_version.policy.slug}"
+        return {"ack_url": self.links.ack(delivery.id, f"notice:{notice.id}"),
+                "policy_link": self.links.click(delivery.id, policy_page), "pixel": self.links.pixel(delivery.id)}
+
     def _notice_context(self, delivery: Delivery) -> dict[str, object]:
-        notice = next(item.notice for item in delivery.items if item.notice is not None)
+        notice = _notice_of(delivery)
         version = notice.policy_version
         return {
-            "notice_id": notice.id,
             "policy_title": version.policy.title,
             "version": version.label,
             "due_on": f"{notice.due_on.day} {notice.due_on:%B %Y}",
             "summary": safe_summary(notice.summary),
-            "ack_url": self.links.ack(delivery.id, f"notice:{notice.id}"),
-            "policy_link": self.links.click(delivery.id, f"{self.base_url}/policies/{version.policy.slug}"),
-            "pixel": self.links.pixel(delivery.id),
-        }
+        } | self._notice_links(delivery, notice)
 
     def _notice(self, delivery: Delivery) -> dict[str, object]:
         context = self._notice_context(delivery)
@@ -314,3 +324,7 @@ class LetterRenderer:
         return {"attention": payload.get("attention", []), "resolved": payload.get("resolved", []),
                 "undeliverable": payload.get("undeliverable", []), "admin": delivery.person is None,
                 "headline": "Your team and our staff guidelines" if delivery.person else "People who need attention"}
+
+
+def _notice_of(delivery: Delivery) -> Notice:
+    return next(item.notice for item in delivery.items if item.notice is not None)
