@@ -220,10 +220,16 @@ def engagement(
     return [PersonEngagement(*row) for row in session.execute(query)]
 
 
+def reach(rows: list[PersonEngagement]) -> tuple[int, int]:
+    """(engaged, reachable): people with a human signal, of those whose email arrives."""
+    counted = [r for r in rows if not r.undeliverable]
+    return sum(r.engaged for r in counted), len(counted)
+
+
 def rate(rows: list[PersonEngagement]) -> float | None:
     """Share of people (undeliverable ones left out) with a human signal."""
-    counted = [r for r in rows if not r.undeliverable]
-    return sum(r.engaged for r in counted) / len(counted) if counted else None
+    engaged, reachable = reach(rows)
+    return engaged / reachable if reachable else None
 
 
 @dataclass(frozen=True)

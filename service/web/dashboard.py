@@ -116,10 +116,10 @@ def dashboard_router(settings: Settings, factory: sessionmaker[Session], keys: l
             trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), None)
             notices = reports.notice_progress(session, None, clock().astimezone(zone).date())
             rows = reports.engagement(session, start, end)
+        engaged, reachable = reports.reach(rows)
         return render("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
                       undeliverable=undeliverable, by_status=by_status, notices=notices,
-                      rate=reports.rate(rows), engaged=sum(r.engaged for r in rows if not r.undeliverable),
-                      reachable=sum(not r.undeliverable for r in rows),
+                      rate=reports.rate(rows), engaged=engaged, reachable=reachable,
                       chart=trend_svg([p.week for p in trend], [p.rate for p in trend]), trend=trend)
 
     @router.get("/teams", response_class=HTMLResponse)
@@ -167,9 +167,9 @@ def dashboard_router(settings: Settings, factory: sessionmaker[Session], keys: l
             if lead is None:
                 return render("admin_missing", 404, what="team")
             rows = reports.engagement(session, start, end, reports.subtree(session, person_id))
+        engaged, reachable = reports.reach(rows)
         return render("admin_team", week=week, lead=lead, rows=rows, rate=reports.rate(rows),
-                      engaged=sum(r.engaged for r in rows if not r.undeliverable),
-                      reachable=sum(not r.undeliverable for r in rows), zone=zone)
+                      engaged=engaged, reachable=reachable, zone=zone)
 
     @router.get("/people/{person_id}", response_class=HTMLResponse)
     def person(person_id: int, request: Request) -> Response:
@@ -276,9 +276,9 @@ def team_router(settings: Settings, factory: sessionmaker[Session], signer: Sign
             trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), scope)
             notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
         rollup = any(r.supervisor_id != lead.id for r in rows)
-        reachable = [r for r in rows if not r.undeliverable]
+        engaged, reachable = reports.reach(rows)
         response = render("team_view", lead=lead, week=week, rate=reports.rate(rows), rollup=rollup,
-                          engaged=sum(r.engaged for r in reachable), reachable=len(reachable), notices=notices,
+                          engaged=engaged, reachable=reachable, notices=notices,
                           rows=[r for r in rows if r.status in reports.ATTENTION] if rollup else rows, zone=zone,
                           chart=trend_svg([p.week for p in trend], [p.rate for p in trend]))
         response.headers["Referrer-Policy"] = "no-referrer"
