@@ -55,6 +55,11 @@ class PassResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def notice_in(subject: str) -> int:
+    """The notice a rung is about: its subject is "notice:<id>" or, for reminders, "notice:<id>:d<days>"."""
+    return int(subject.split(":")[1])
+
+
 # written out, not a bound parameter, so the planner can use ix_deliveries_notice_person
 NOTICE_ROWS = literal_column("deliveries.kind") == literal_column("'notice'")
 
@@ -186,7 +191,7 @@ class Pass:
     def notices(self) -> None:
         # open rungs of a notice their person has confirmed since are resolved (only those are read:
         # a district-wide notice is confirmed by tens of thousands who have nothing open)
-        waiting = sorted({(key[0], int(key[2].split(":")[1])) for key in self.open_rows
+        waiting = sorted({(key[0], notice_in(key[2])) for key in self.open_rows
                           if key[1] in (NOTICE_REMINDER, NOTICE_OVERDUE)})
         confirmed: set[tuple[int, int]] = set()
         for start in range(0, len(waiting), 5000):
@@ -347,7 +352,7 @@ class Pass:
             since = datetime.fromisoformat(row.subject.removeprefix("since:")).astimezone(self.zone).date()
             why = "hasn't opened, clicked or confirmed any weekly tips"
         else:
-            due_on, title = self.notice_facts(int(row.subject.split(":")[1]))
+            due_on, title = self.notice_facts(notice_in(row.subject))
             since = due_on or row.opened_at.date()
             why = f"hasn't confirmed the updated {title} (due {since.isoformat()})"
         return {"name": person.name, "email": person.email, "reason": row.reason, "why": why,
