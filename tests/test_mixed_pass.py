@@ -1,0 +1,86 @@
+"""The day a reminder, a nudge and a supervisor email fall in one escalation pass.
+
+This day crashed the demo: the pass wrote the items of reminders (a notice) and of
+nudges (tips) in one statement. Driven through the scheduled jobs with a fake clock.
+"""
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from jobs import escalations, weekly_digest
+from service.channels.outbox import OutboxChannel
+from service.content import import_pack
+from service.dispatch import Dispatcher
+from service.models import Delivery, DeliveryItem
+from service.policies import import_version, queue_notice
+from service.roster import import_roster
+from tests.conftest import REPO
+
+CHICAGO = ZoneInfo("America/Chicago")
+START = date(2026, 9, 7)  # a Monday, weeks before any school break
+ROSTER = """email,name,role,department,supervisor_email,timezone,canvas_user_id
+head@x.org,Hana Head,administrator,,,,
+ann@x.org,Ann Teacher,teacher,,head@x.org,,
+bob@x.org,Bob Teacher,teacher,,head@x.org,,
+"""
+
+
+def at(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), CHICAGO).astimezone(UTC)
+
+
+def dispatch(factory, settings, now: datetime) -> None:
+    dispatcher = Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: now)
+    dispatcher.drain()
+    dispatcher.close()
+
+
+def publish(factory, settings, label: str, now: datetime, due_days: int) -> None:
+    text = (REPO / "content" / "policies" / "social-media-v1.txt").read_text(encoding="utf-8")
+    path = Path(settings.outbox_dir).parent / f"policy-{label}.txt"
+    path.write_text(text + f"\n\nAddendum {label}\n\nA new rule number {label} applies.\n", encoding="utf-8")
+    with factory() as s, s.begin():
+        result = import_version(s, path, slug="social-media", label=label, due_days=due_days,
+                                timezone=settings.timezone, now=now)
+        queue_notice(s, settings, result.notice, now)
+    dispatch(factory, settings, now)
+
+
+def test_a_reminder_a_nudge_and_a_supervisor_email_in_one_pass(factory, settings, tmp_path: Path) -> None:
+    settings = settings.model_copy(update={"admin_email": "admin@x.org"})
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER, encoding="utf-8")
+    with factory() as s, s.begin():
+        import_pack(s, REPO / "content" / "social_media.yaml")
+        import_roster(s, roster, now=datetime(2026, 1, 5, tzinfo=UTC))
+        import_version(s, REPO / "content" / "policies" / "social-media-v1.txt", slug="social-media",
+                       label="1", title="Social Media Best Practices", now=datetime(2026, 1, 5, tzinfo=UTC))
+    for week in range(4):  # four silent digests: everyone is due a nudge on the fourth Monday
+        monday = START + timedelta(weeks=week)
+        weekly_digest.run(factory, settings, at(monday, 8))
+        dispatch(factory, settings, at(monday, 8))
+        if week == 2:
+            publish(factory, settings, "2", at(monday, 10), due_days=14)  # reminder d7 falls on the next Monday
+            publish(factory, settings, "3", at(monday + timedelta(days=2), 10), due_days=4)  # overdue that Monday
+    the_day = START + timedelta(weeks=3)
+
+    result = escalations.run(factory, settings, at(the_day, 12))
+
+    assert {days for _, _, days in result.reminders} == {7}
+    assert sorted(result.nudges) == ["ann@x.org", "bob@x.org", "head@x.org"]
+    assert ("escalation", "head@x.org") in result.emails
+    with factory() as s:
+        queued = s.execute(
+            select(Delivery.kind, DeliveryItem.tip_id, DeliveryItem.notice_id).join(DeliveryItem)
+            .where(Delivery.created_at == at(the_day, 12))
+        ).all()
+    kinds = {kind for kind, _, _ in queued}
+    assert kinds == {"reminder", "nudge"}  # the escalation email carries its list in the payload
+    assert all(notice is not None and tip is None for kind, tip, notice in queued if kind == "reminder")
+    assert all(tip is not None and notice is None for kind, tip, notice in queued if kind == "nudge")
+    dispatch(factory, settings, at(the_day, 12))
+    sent = {path.parent.name for path in Path(settings.outbox_dir).rglob("*.eml")}
+    assert {"reminder", "nudge", "escalation"} <= sent
