@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service import digest
@@ -27,7 +26,6 @@ from service.config import Settings
 from service.policies import changed_section_tips
 from service.models import (
     CanvasAnnouncement,
-    ChannelPause,
     Delivery,
     DeliveryItem,
     EngagementEvent,
@@ -36,6 +34,7 @@ from service.models import (
     utcnow,
 )
 from service.rendering import render_markdown, safe_summary, section_url, template_env
+from service.outbox import NoticeRef, OutboxMessage, TipRef, enqueue, resume
 from service.tracking import Links, note_human_signals
 
 log = logging.getLogger(__name__)
@@ -48,21 +47,7 @@ def marker_for(kind: str, course_id: int, period: str) -> str:
     return f"pn-{kind}-{course_id}-{period}"
 
 
-# ------------------------------------------------------------------ pausing
-
-
-def paused_reason(session: Session) -> str | None:
-    pause = session.get(ChannelPause, CHANNEL)
-    return pause.reason if pause else None
-
-
-def pause(session: Session, reason: str, now: datetime) -> None:
-    existing = session.get(ChannelPause, CHANNEL)
-    if existing is None:
-        session.add(ChannelPause(channel=CHANNEL, reason=reason, paused_at=now))
-        log.error("canvas channel paused: %s", reason)
-    else:
-        existing.reason = reason
+# ------------------------------------------------------------------ checking
 
 
 def check_and_resume(session: Session, settings: Settings, api: CanvasAPI) -> list[str]:
@@ -80,9 +65,7 @@ def check_and_resume(session: Session, settings: Settings, api: CanvasAPI) -> li
         except (CanvasConfigError, CanvasUnavailable) as exc:
             problems.append(f"course {course_id}: {exc}")
     if not problems:
-        existing = session.get(ChannelPause, CHANNEL)
-        if existing is not None:
-            session.delete(existing)
+        resume(session, CHANNEL)
     return problems
 
 
@@ -162,34 +145,19 @@ def add_post(
 
     ``search_from``/``search_to`` bound where the channel looks for the post's marker before posting.
     """
-    exists = session.scalar(
-        select(CanvasAnnouncement.id).where(CanvasAnnouncement.course_id == course_id,
-                                            CanvasAnnouncement.kind == kind,
-                                            CanvasAnnouncement.period_key == period)
-    )
-    if exists:
-        return False
     marker = marker_for(kind, course_id, period)
-    try:
-        with session.begin_nested():
-            delivery = Delivery(
-                person_id=None, recipient=f"course:{course_id}", kind=kind, period_key=period, channel=CHANNEL,
-                status="pending", subject=subject,
-                payload={**payload, "course_id": course_id, "marker": marker, "search_from": search_from.isoformat(),
-                         "search_to": search_to.isoformat()},
-                next_attempt_at=now, created_at=now,
-            )
-            if tip is not None or notice_id is not None:
-                delivery.items.append(DeliveryItem(position=0, tip_id=tip.id if tip else None, notice_id=notice_id))
-            session.add(delivery)
-            session.flush()
-            session.add(CanvasAnnouncement(course_id=course_id, kind=kind, period_key=period, marker=marker,
-                                           delivery_id=delivery.id, section_ids=payload.get("section_ids") or [],
-                                           tip_id=tip.id if tip else None, notice_id=notice_id, created_at=now))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    items = (TipRef(tip.id),) if tip is not None else (NoticeRef(notice_id),) if notice_id is not None else ()
+    queued = enqueue(session, [OutboxMessage(
+        kind, period, now, recipient=f"course:{course_id}", channel=CHANNEL, subject=subject,
+        payload={**payload, "course_id": course_id, "marker": marker, "search_from": search_from.isoformat(),
+                 "search_to": search_to.isoformat()},
+        items=items)])
+    for row in queued:
+        session.add(CanvasAnnouncement(course_id=course_id, kind=kind, period_key=period, marker=marker,
+                                       delivery_id=row.delivery_id, section_ids=payload.get("section_ids") or [],
+                                       tip_id=tip.id if tip else None, notice_id=notice_id, created_at=now))
+    session.flush()
+    return bool(queued)
 
 
 # ------------------------------------------------------------------ rendering

@@ -337,7 +337,7 @@ def _dispatch(settings: Settings, factory: sessionmaker[Session]) -> None:
     console.print(f"dispatched via {settings.email_backend} ({channels}): sent {stats.sent}, "
                   f"retrying later {stats.retried}, failed {stats.failed}, unconfirmed {stats.unconfirmed}")
     with transaction(factory) as session:
-        reason = canvas.paused_reason(session)
+        reason = outbox.paused_reason(session, canvas.CHANNEL)
     if reason:
         err_console.print(f"[red]Canvas is paused:[/] {reason}. Fix the settings, then run `nudge canvas check`.",
                           highlight=False)

@@ -24,10 +24,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from service.config import WEEKDAYS, Settings
 from service.channels import Message
-from service.db import BULK_ROWS, copy_rows, is_postgres, refresh_statistics
 from service.errors import InputErrors, NudgeError
 from service.models import Delivery, DeliveryItem, Person, Tip
-from service.outbox import insert_ignoring_duplicates
+from service.outbox import OutboxMessage, TipRef, enqueue
 from service.paths import CONTENT_DIR
 from service.policies import changed_section_tips
 from service.rendering import DigestRenderer
@@ -324,35 +323,12 @@ def compose(
     if dry_run:
         result.composed = len(ready)
         return result
-    rows = [
-        {
-            "person_id": plan.person.id,
-            "kind": KIND,
-            "period_key": plan.week,
-            "channel": CHANNEL,
-            "status": "pending",
-            "subject": subject_for(tips[plan.tip_ids[0]]),
-            "payload": {"week": plan.week},
-            "next_attempt_at": now,
-            "created_at": now,
-            "attempts": 0,
-        }
+    inserted = enqueue(session, [
+        OutboxMessage(KIND, plan.week, now, person_id=plan.person.id, channel=CHANNEL,
+                      subject=subject_for(tips[plan.tip_ids[0]]), payload={"week": plan.week},
+                      items=tuple(TipRef(t) for t in plan.tip_ids))
         for plan in ready
-    ]
-    inserted = insert_ignoring_duplicates(session, rows)
-    by_person = {plan.person.id: plan for plan in ready}
-    items = [
-        {"delivery_id": delivery_id, "position": position, "tip_id": tip_id}
-        for delivery_id, person_id in inserted
-        for position, tip_id in enumerate(by_person[person_id].tip_ids)
-    ]
-    if items and is_postgres(session):
-        copy_rows(session, "delivery_items", ("delivery_id", "position", "tip_id"),
-                  [(i["delivery_id"], i["position"], i["tip_id"]) for i in items])
-    elif items:
-        session.execute(DeliveryItem.__table__.insert(), items)
-    if len(inserted) >= BULK_ROWS:
-        refresh_statistics(session, "deliveries", "delivery_items")
+    ])
     result.composed = len(inserted)
     result.already += len(ready) - len(inserted)
     return result

@@ -20,7 +20,7 @@ from service.config import Settings
 from service.db import in_ids, transaction
 from service.models import Delivery, DeliveryItem, Person, Tip, utcnow
 from service.rendering import DigestRenderer, LetterRenderer
-from service.tracking import make_links
+from service.tracking import make_links, note_digests_sent
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,7 @@ class Dispatcher:
 
     def active_channels(self, session: Session) -> set[str]:
         names = set(self.channels)
-        if canvas.CHANNEL in names and canvas.paused_reason(session):
-            names.discard(canvas.CHANNEL)
-        return names
+        return names - outbox.paused_channels(session)
 
     def _prepare(self) -> Batch:
         """Claim due rows (leased) and render them."""
@@ -174,11 +172,14 @@ class Dispatcher:
 
     def _finish(self, batch: Batch, outcomes: list[tuple[int, Result]]) -> None:
         with transaction(self.factory) as session:
-            counts = outbox.record_results(session, outcomes, {i: batch.attempts.get(i, 0) + 1 for i, _ in outcomes},
-                                           self.worker, self.clock(), self.settings.dispatch_max_attempts)
+            now = self.clock()
+            counts, sent = outbox.record_results(session, outcomes, {i: batch.attempts.get(i, 0) + 1
+                                                                     for i, _ in outcomes},
+                                                 self.worker, now, self.settings.dispatch_max_attempts)
+            note_digests_sent(session, [person for person, kind in sent if kind == "digest" and person], now)
             for delivery_id, result in outcomes:
-                if result.status == "paused" and batch.channels_of.get(delivery_id) == canvas.CHANNEL:
-                    canvas.pause(session, result.error or "configuration error", self.clock())
+                if result.status == "paused":
+                    outbox.pause(session, batch.channels_of[delivery_id], result.error or "configuration error", now)
         batch.stats.add(counts)
         log.info("dispatched batch: %s", counts)
 

@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import groupby
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from service import digest
 from service.config import Settings
-from service.db import in_ids, insert_ignore
+from service.db import in_ids
+from service.outbox import NoticeRef, OutboxMessage, TipRef, enqueue
 from service.models import (
     Acknowledgement,
     Delivery,
@@ -66,14 +66,9 @@ NOTICE_ROWS = literal_column("deliveries.kind") == literal_column("'notice'")
 
 @dataclass
 class PlannedEmail:
-    row: dict[str, Any]  # the outbox row
-    items: list[dict[str, Any]]  # its tips or notice, without the delivery id yet
+    message: OutboxMessage
     to: str
     on_queued: Callable[[], None] | None = None
-
-    @property
-    def key(self) -> tuple[object, str, str]:
-        return (self.row["person_id"] or self.row["recipient"], self.row["kind"], self.row["period_key"])
 
 
 @dataclass
@@ -368,35 +363,20 @@ class Pass:
         calls ``on_queued`` for each that was new (a recipient may have this period's already)."""
         if person is None and admin_email is None:
             return
-        row = {"person_id": person.id if person else None, "recipient": None if person else f"admin:{admin_email}",
-               "kind": kind, "period_key": period, "channel": "email", "status": "pending", "subject": subject,
-               "payload": {**payload, **({} if person else {"to_email": admin_email})},
-               "next_attempt_at": self.as_of, "created_at": self.as_of, "attempts": 0}
-        items = [{"position": i, "tip_id": t} for i, t in enumerate(tip_ids)]
-        items += [{"position": len(items) + i, "notice_id": n} for i, n in enumerate(notice_ids)]
-        self.planned.append(PlannedEmail(row, items, person.email if person else admin_email, on_queued))
+        items = tuple(TipRef(t) for t in tip_ids) + tuple(NoticeRef(n) for n in notice_ids)
+        message = OutboxMessage(kind, period, self.as_of, person_id=person.id if person else None,
+                                recipient=None if person else f"admin:{admin_email}", subject=subject,
+                                payload={**payload, **({} if person else {"to_email": admin_email})}, items=items)
+        self.planned.append(PlannedEmail(message, person.email if person else admin_email, on_queued))
 
     def write_outbox(self) -> None:
         """The pass's emails in a few statements (a notice's due date can plan thousands at once)."""
-        ids: dict[tuple[object, str, str], int] = {}
-        # runs of emails to people / to the admin address, in the order planned (ids follow it)
-        for to_person, run in groupby(self.planned, key=lambda e: e.row["person_id"] is not None):
-            conflict = ["person_id" if to_person else "recipient", "kind", "period_key", "channel"]
-            inserted = insert_ignore(self.session, Delivery, [e.row for e in run], conflict, returning=(
-                Delivery.id, Delivery.person_id, Delivery.recipient, Delivery.kind, Delivery.period_key))
-            ids |= {(person_id or recipient, kind, period): delivery_id
-                    for delivery_id, person_id, recipient, kind, period in inserted}
-        items = []
-        for email in self.planned:
-            delivery_id = ids.pop(email.key, None)  # popped: the same email planned twice is queued once
-            if delivery_id is None:
-                continue
-            items += [{**item, "delivery_id": delivery_id} for item in email.items]
-            self.result.emails.append((email.row["kind"], email.to))
+        planned = {id(email.message): email for email in self.planned}
+        for queued in enqueue(self.session, [email.message for email in self.planned]):
+            email = planned[id(queued.message)]
+            self.result.emails.append((email.message.kind, email.to))
             if email.on_queued is not None:
                 email.on_queued()
-        if items:
-            self.session.execute(DeliveryItem.__table__.insert(), items)
         self.planned.clear()
 
     # ------------------------------------------------------------ the pass

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     ForeignKey,
@@ -230,10 +231,13 @@ class Delivery(Base):
 
 
 class DeliveryItem(Base):
-    """What a delivery carried: the tips (in order) or the notice."""
+    """What a delivery carried: the tips (in order) or the notice; each item exactly one of them."""
 
     __tablename__ = "delivery_items"
-    __table_args__ = (UniqueConstraint("delivery_id", "position"),)
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "position"),
+        CheckConstraint("(tip_id IS NULL) <> (notice_id IS NULL)", name="one_reference"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))

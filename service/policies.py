@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import InputErrors, NudgeError
-from service.outbox import insert_ignoring_duplicates
+from service.outbox import NoticeRef, OutboxMessage, enqueue
 from service.config import Settings
-from service.models import DeliveryItem, Notice, Person, Policy, PolicySection, PolicyVersion, Tip, utcnow
+from service.models import Notice, Person, Policy, PolicySection, PolicyVersion, Tip, utcnow
 from service.roster import read_text
 
 PREAMBLE = "Preamble"
@@ -208,16 +208,11 @@ def queue_notice(session: Session, settings: Settings, notice: Notice, now: date
 
     version = notice.policy_version
     subject = f"{version.policy.title} has changed: please confirm by {notice.due_on:%-d %B}"
-    rows = [
-        {"person_id": person.id, "kind": "notice", "period_key": f"notice:{notice.id}", "channel": "email",
-         "status": "pending", "subject": subject, "payload": {"notice_id": notice.id},
-         "next_attempt_at": now, "created_at": now, "attempts": 0}
+    inserted = enqueue(session, [
+        OutboxMessage("notice", f"notice:{notice.id}", now, person_id=person.id, subject=subject,
+                      payload={"notice_id": notice.id}, items=(NoticeRef(notice.id),))
         for person in audience_of(session, notice)
-    ]
-    inserted = insert_ignoring_duplicates(session, rows)
-    if inserted:
-        session.execute(DeliveryItem.__table__.insert(),
-                        [{"delivery_id": d, "position": 0, "notice_id": notice.id} for d, _ in inserted])
+    ])
     queued = NoticeQueued(emails=len(inserted))
     if settings.canvas_enabled:
         for course_id in settings.canvas_course_ids:

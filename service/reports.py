@@ -24,6 +24,7 @@ from service.models import (
     PolicyVersion,
     Tip,
 )
+from service.outbox import OutboxMessage, enqueue
 from service.tracking import HUMAN_KINDS
 
 
@@ -409,8 +410,6 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
 def compose_summaries(session: Session, settings, now: datetime, *, week: str | None = None,
                       dry_run: bool = False) -> SummaryResult:
     """Queue each active supervisor's weekly summary (default Friday 15:00 their time), at most once a week."""
-    from service.outbox import insert_ignoring_duplicates
-
     result = SummaryResult()
     supervisors = session.scalars(
         select(Person).where(Person.active.is_(True), Person.id.in_(
@@ -442,10 +441,8 @@ def compose_summaries(session: Session, settings, now: datetime, *, week: str | 
             result.composed += 1
             result.recipients.append(supervisor.email)
             continue
-        inserted = insert_ignoring_duplicates(session, [{
-            "person_id": supervisor.id, "kind": "summary", "period_key": key, "channel": "email",
-            "status": "pending", "subject": subject, "payload": payload, "next_attempt_at": now,
-            "created_at": now, "attempts": 0}])
+        inserted = enqueue(session, [OutboxMessage("summary", key, now, person_id=supervisor.id, subject=subject,
+                                                   payload=payload)])
         result.composed += len(inserted)
         result.recipients += [supervisor.email] * len(inserted)
     return result

@@ -3,10 +3,13 @@
 import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from service import outbox
-from service.models import Delivery, Person
+from service.models import Delivery, DeliveryItem, Notice, Person, Policy, PolicyVersion, Tip
+from service.outbox import NoticeRef, OutboxMessage, TipRef
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -51,8 +54,8 @@ def test_results_only_touch_rows_still_owned(session) -> None:
     outbox.mark_sending(session, [row], "new", T0 + timedelta(seconds=61), 60)
     from service.channels import Result
 
-    counts = outbox.record_results(session, [(row, Result.sent("late"))], {row: 1}, "old", T0, 8)
-    assert counts == {"sent": 0}  # the row belongs to "new" now: untouched
+    counts, sent = outbox.record_results(session, [(row, Result.sent("late"))], {row: 1}, "old", T0, 8)
+    assert counts == {"sent": 0} and sent == []  # the row belongs to "new" now: untouched
     status = session.scalar(select(Delivery.status).where(Delivery.id == row))
     assert status == "sending"
 
@@ -64,3 +67,50 @@ def test_backoff_grows_with_jitter_and_respects_retry_after() -> None:
     assert all(b >= a * 0.9 or b >= 1800 for a, b in zip(delays, delays[1:]))
     assert max(delays) <= outbox.BACKOFF_CAP_SECONDS
     assert outbox.backoff_seconds(1, retry_after=600, rng=rng) == 600
+
+
+def tip_and_notice(session) -> tuple[int, int]:
+    policy = Policy(slug="p", title="P")
+    version = PolicyVersion(policy=policy, label="1", sequence=1, text="t", content_hash="h")
+    tip = Tip(key="t", policy=policy, section="S", title="T", body="b", position=0)
+    session.add_all([tip, version])
+    session.flush()
+    notice = Notice(policy_version_id=version.id, due_on=T0.date())
+    session.add(notice)
+    session.flush()
+    return tip.id, notice.id
+
+
+def test_enqueue_writes_mixed_items_once_and_ignores_a_second_queueing(session) -> None:
+    tip, notice = tip_and_notice(session)
+    person = Person(email="p@x.org", name="P", role="staff", joined_at=T0)
+    session.add(person)
+    session.flush()
+    messages = [OutboxMessage("reminder", "notice:1:d7", T0, person_id=person.id, items=(NoticeRef(notice),)),
+                OutboxMessage("nudge", "nudge:1", T0, person_id=person.id, items=(TipRef(tip), TipRef(tip))),
+                OutboxMessage("escalation", "2026-W49", T0, recipient="admin:a@x.org")]
+    queued = outbox.enqueue(session, messages + messages[:1])
+    assert [q.message.kind for q in queued] == ["reminder", "nudge", "escalation"]
+    assert outbox.enqueue(session, messages) == []  # the unique keys decide
+    items = session.execute(select(Delivery.kind, DeliveryItem.position, DeliveryItem.tip_id, DeliveryItem.notice_id)
+                            .join(DeliveryItem).order_by(Delivery.id, DeliveryItem.position)).all()
+    assert items == [("reminder", 0, None, notice), ("nudge", 0, tip, None), ("nudge", 1, tip, None)]
+
+
+def test_a_message_goes_to_a_person_or_a_recipient() -> None:
+    with pytest.raises(ValueError):
+        OutboxMessage("digest", "2026-W49", T0)
+    with pytest.raises(ValueError):
+        OutboxMessage("digest", "2026-W49", T0, person_id=1, recipient="admin:a@x.org")
+    with pytest.raises(TypeError):
+        OutboxMessage("digest", "2026-W49", T0, person_id=1, items=(7,))
+
+
+@pytest.mark.parametrize("refs", [{}, {"both": True}])
+def test_delivery_items_refuse_both_or_neither_reference(session, refs) -> None:
+    tip, notice = tip_and_notice(session)
+    [delivery] = make_rows(session, ["digest"])
+    values = {"delivery_id": delivery, "position": 0} | ({"tip_id": tip, "notice_id": notice} if refs else {})
+    with pytest.raises(IntegrityError):
+        with session.begin_nested():
+            session.execute(insert(DeliveryItem).values(**values))

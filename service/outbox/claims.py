@@ -1,4 +1,4 @@
-"""The outbox: claiming due rows with a lease, per-kind delivery semantics, retries.
+"""Claiming due rows with a lease, per-kind delivery semantics, retries.
 
 Delivery semantics (per kind):
 - at most once (digest, summary): a row is marked ``sending`` and committed
@@ -21,45 +21,17 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.channels import Result
-from psycopg.types.json import Json
-
-from service.db import copy_rows, in_ids, insert_ignore, is_postgres
+from service.db import in_ids, is_postgres
 from service.models import Delivery
 
 AT_MOST_ONCE = frozenset({"digest", "summary"})
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 UNCONFIRMED_NOTE = "dispatcher stopped during the send; not resent (at most once)"
-
-
-COPY_COLUMNS = ("person_id", "kind", "period_key", "channel", "status", "subject", "payload", "attempts",
-                "next_attempt_at", "created_at")
-
-
-def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """Insert outbox rows, skipping any whose unique key exists; return (id, person_id) of new rows.
-
-    On PostgreSQL large batches are COPYed into a temporary table and moved with one
-    INSERT ... ON CONFLICT DO NOTHING (the same guarantee, a tenth of the time).
-    """
-    if is_postgres(session) and len(rows) > 1000:
-        session.execute(text("CREATE TEMP TABLE IF NOT EXISTS staged_deliveries "
-                             "(LIKE deliveries INCLUDING DEFAULTS) ON COMMIT DROP"))
-        session.execute(text("TRUNCATE staged_deliveries"))
-        copy_rows(session, "staged_deliveries", COPY_COLUMNS,
-                  [tuple(Json(r[c]) if c == "payload" else r[c] for c in COPY_COLUMNS) for r in rows])
-        columns = ", ".join(COPY_COLUMNS)
-        moved = session.execute(text(
-            f"INSERT INTO deliveries ({columns}) SELECT {columns} FROM staged_deliveries ORDER BY person_id "
-            "ON CONFLICT (person_id, kind, period_key, channel) DO NOTHING RETURNING id, person_id"))
-        return [tuple(row) for row in moved]
-    inserted = insert_ignore(session, Delivery, rows, ["person_id", "kind", "period_key", "channel"],
-                             returning=(Delivery.id, Delivery.person_id))
-    return [tuple(row) for row in inserted]
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
@@ -160,10 +132,11 @@ def record_results(
     worker: str,
     now: datetime,
     max_attempts: int,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], list[tuple[int | None, str]]]:
     """Store what the channel said; sent rows are updated in bulk by provider id.
 
-    Only rows this worker still holds are touched; the counts say how many were.
+    Only rows this worker still holds are touched; the counts say how many were. Also returns
+    (person, kind) of every row marked sent, for the engagement aggregates.
     """
     counts: dict[str, int] = defaultdict(int)
     sent_by_provider: dict[str | None, list[int]] = defaultdict(list)
@@ -187,8 +160,7 @@ def record_results(
             update(Delivery).where(Delivery.id == delivery_id, mine).values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
-    from service.tracking import note_digests_sent
-
+    sent: list[tuple[int | None, str]] = []
     for provider_id, ids in sent_by_provider.items():
         for start in range(0, len(ids), 5000):
             marked = session.execute(
@@ -199,9 +171,9 @@ def record_results(
                 .returning(Delivery.person_id, Delivery.kind)
                 .execution_options(synchronize_session=False)
             ).all()
-            note_digests_sent(session, [person for person, kind in marked if kind == "digest" and person], now)
+            sent += [tuple(row) for row in marked]
             counts["sent"] += len(marked)
-    return dict(counts)
+    return dict(counts), sent
 
 
 def count_due(session: Session, now: datetime) -> int:

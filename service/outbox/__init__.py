@@ -1,0 +1,27 @@
+"""The outbox: the only code that writes ``deliveries`` and ``delivery_items``.
+
+Writers describe what to send as :class:`OutboxMessage` values and call
+:func:`enqueue`; the dispatcher claims, leases and records results through
+:mod:`service.outbox.claims`; :mod:`service.outbox.pauses` stops a channel
+that an admin has to fix.
+"""
+
+from service.outbox.claims import (
+    AT_MOST_ONCE,
+    BACKOFF_CAP_SECONDS,
+    backoff_seconds,
+    claim,
+    count_due,
+    give_up_unconfirmed,
+    mark_sending,
+    record_results,
+    release,
+)
+from service.outbox.enqueue import NoticeRef, OutboxMessage, Queued, TipRef, enqueue
+from service.outbox.pauses import pause, paused_channels, paused_reason, resume
+
+__all__ = [
+    "AT_MOST_ONCE", "BACKOFF_CAP_SECONDS", "NoticeRef", "OutboxMessage", "Queued", "TipRef", "backoff_seconds", "claim", "count_due",
+    "enqueue", "give_up_unconfirmed", "mark_sending", "pause", "paused_channels", "paused_reason", "record_results",
+    "release", "resume",
+]
