@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import tracking
+from service import engagement
 from service.config import Settings
 from service.db import transaction
 from service.models import utcnow
@@ -14,4 +14,4 @@ from service.models import utcnow
 
 def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> int:
     with transaction(factory) as session:
-        return tracking.prune(session, now or utcnow(), settings.retention_days)
+        return engagement.prune(session, now or utcnow(), settings.retention_days)

@@ -6,17 +6,17 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import canvas, digest
+from service import canvas, digests, weeks
 from service.config import Settings
 from service.db import transaction
 from service.models import utcnow
 
 
-def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> digest.ComposeResult:
+def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> digests.ComposeResult:
     """Digests due now, and this week's Canvas announcement (posted at the local send time)."""
-    calendar = digest.calendar_for(settings)
+    calendar = weeks.calendar_for(settings)
     now = now or utcnow()
     with transaction(factory) as session:
-        result = digest.compose(session, settings, now, calendar)
+        result = digests.compose(session, settings, now, calendar)
         canvas.compose_weekly(session, settings, now, calendar)
     return result

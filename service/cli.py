@@ -25,7 +25,10 @@ from rich.progress import Progress
 
 from sqlalchemy import select
 
-from service import canvas, content, digest, escalation, logs, migrate, outbox, policies, reports, roster
+from service import canvas, content, digests, escalation, logs, notices, outbox, reports, roster
+from service.weeks import calendar_for, parse_week
+from service.policy import SectionChange, compare, is_material
+from service.db import migrate
 from service.channels.canvas import CanvasConfigError, api_from_settings
 from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
@@ -192,15 +195,15 @@ def policy_import(
     roles = [r.strip().lower() for r in audience.split(",") if r.strip()] or ["all"]
     factory = rt.sessions()
     with transaction(factory) as session:
-        result = policies.import_version(
+        result = content.import_version(
             session, file, slug=policy, label=version, title=title, editorial=editorial, audience=roles,
             due_days=due_days or rt.settings.notice_due_days, timezone=rt.settings.timezone, now=utcnow(),
         )
         queued = None
         if result.notice is not None and not dry_run:
-            queued = policies.queue_notice(session, rt.settings, result.notice, utcnow())
+            queued = notices.queue_notice(session, rt.settings, result.notice, utcnow())
         if result.notice is not None:
-            people = len(policies.audience_of(session, result.notice))
+            people = len(notices.audience_of(session, result.notice))
             notice_line = (f"material change: notice #{result.notice.id} for {', '.join(roles)} ({people} people), "
                            f"due {result.notice.due_on.isoformat()}")
         label, sections = result.version.label, len(result.version.sections)
@@ -223,7 +226,7 @@ def policy_import(
         _dispatch(rt.settings, factory)
 
 
-def _print_changes(changes: list[policies.SectionChange]) -> None:
+def _print_changes(changes: list[SectionChange]) -> None:
     styles = {"added": "green", "removed": "red", "changed": "yellow", "editorial": "cyan"}
     for change in changes:
         if change.status == "unchanged":
@@ -248,7 +251,7 @@ def policy_show(
 ) -> None:
     """Print a policy version, section by section."""
     with transaction(runtime(ctx).sessions()) as session:
-        chosen = policies.find_version(session, policy, version)
+        chosen = content.find_version(session, policy, version)
         console.print(f"[b]{escape(chosen.policy.title)}[/] — version {chosen.label} of "
                       f"{len(chosen.policy.versions)}, imported {chosen.imported_at:%Y-%m-%d %H:%M} UTC, "
                       f"sha256 {chosen.content_hash[:12]}{' (editorial)' if chosen.editorial else ''}")
@@ -266,11 +269,11 @@ def policy_diff(
 ) -> None:
     """Compare two versions section by section, with a word-level diff."""
     with transaction(runtime(ctx).sessions()) as session:
-        before = policies.find_version(session, policy, old)
-        after = policies.find_version(session, policy, new)
-        changes = policies.compare(policies.previous_sections(before), policies.previous_sections(after))
+        before = content.find_version(session, policy, old)
+        after = content.find_version(session, policy, new)
+        changes = compare(content.previous_sections(before), content.previous_sections(after))
     console.print(f"{policy}: version {old} -> {new}" +
-                  ("" if policies.is_material(changes) else " (no material change)"))
+                  ("" if is_material(changes) else " (no material change)"))
     _print_changes(changes)
 
 
@@ -280,7 +283,7 @@ WeekOption = Annotated[str | None, typer.Option("--week", help="ISO week, e.g. 2
 def _check_week(week: str | None) -> None:
     if week is not None:
         try:
-            digest.parse_week(week)
+            parse_week(week)
         except ValueError as exc:
             raise NudgeError(str(exc)) from None
 
@@ -295,9 +298,9 @@ def digest_send(
     _check_week(week)
     rt = runtime(ctx)
     factory = rt.sessions()
-    calendar = digest.calendar_for(rt.settings)
+    calendar = calendar_for(rt.settings)
     with transaction(factory) as session:
-        result = digest.compose(session, rt.settings, utcnow(), calendar, week=week, dry_run=dry_run)
+        result = digests.compose(session, rt.settings, utcnow(), calendar, week=week, dry_run=dry_run)
         posts = canvas.compose_weekly(session, rt.settings, utcnow(), calendar, week=week)
         if dry_run:
             session.rollback()
@@ -354,7 +357,7 @@ def digest_preview(
     _check_week(week)
     rt = runtime(ctx)
     with transaction(rt.sessions()) as session:
-        preview = digest.preview(session, rt.settings, email, utcnow(), week=week)
+        preview = digests.preview(session, rt.settings, email, utcnow(), week=week)
     if preview.note:
         err_console.print(preview.note)
     if out is not None:
@@ -505,7 +508,7 @@ def simulate(
     """Fast-forward demo on a throwaway SQLite database: digests, Canvas, readers, reminders, escalations."""
     import shutil
 
-    from service import simulate as sim
+    from service import simulate as sim, weeks
 
     settings = runtime(ctx).settings
     outbox_dir = Path(settings.outbox_dir) / "simulation"

@@ -15,7 +15,6 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import NudgeError
-from service.signals import Rules
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -155,9 +154,6 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_weekday(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
-
-    def signal_rules(self) -> Rules:
-        return Rules.from_cidrs(self.scanner_cidrs, min_seconds_after_delivery=self.machine_seconds)
 
     @property
     def canvas_enabled(self) -> bool:

@@ -20,7 +20,7 @@ from service.config import Settings
 from service.db import in_ids, transaction
 from service.models import Delivery, DeliveryItem, Person, Tip, utcnow
 from service.rendering import DigestRenderer, LetterRenderer
-from service.tracking import make_links, note_digests_sent
+from service.engagement import make_links, note_digests_sent
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from service.channels import InlineImage, Message, Skeleton, placeholder
 from service.models import Delivery, Notice, Person, Tip
-from service.tracking import Links
+from service.engagement import Links
 from service.paths import TEMPLATES_DIR
 
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "a", "code", "blockquote"}

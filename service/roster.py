@@ -17,14 +17,16 @@ from sqlalchemy.orm import Session
 from service.db import BULK_ROWS, refresh_statistics
 from service.errors import InputErrors
 from service.models import Person, utcnow
+from service.inputs import normalize_email, read_text
+
 
 REQUIRED_COLUMNS = ("email", "name", "role")
+
+
 OPTIONAL_COLUMNS = ("department", "supervisor_email", "timezone", "canvas_user_id")
+
+
 EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
-
-
-def normalize_email(value: str) -> str:
-    return value.strip().lower()
 
 
 @dataclass(frozen=True)
@@ -53,20 +55,6 @@ class RosterPlan:
             "unchanged": len(self.unchanged),
             "deactivated": len(self.deactivated),
         }
-
-
-def read_text(path: Path) -> str:
-    """Read a UTF-8 file (a BOM is fine); an undecodable one is a clear error."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputErrors(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputErrors(
-            str(path), [f"not UTF-8 text (bad byte at offset {exc.start}); save the file as UTF-8"]
-        ) from None
 
 
 def parse_roster(text: str, source: str) -> tuple[list[RosterRow], list[str]]:
@@ -251,7 +239,6 @@ def import_roster(
     if len(plan.created) + len(plan.updated) >= BULK_ROWS:
         refresh_statistics(session, "people")
     return plan
-
 
 
 def clear_undeliverable(session: Session, email: str) -> bool:

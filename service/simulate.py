@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from jobs import escalations as escalation_job
 from jobs import supervisor_summary, weekly_digest
-from service import policies
+from service import content, notices
 from service.channels import InlineImage, Message, Skeleton
 from service.channels.mime import build_mime
 from service.config import Settings
@@ -40,7 +40,7 @@ from service.db import make_engine, make_sessionmaker, transaction
 from service.dispatch import Dispatcher
 from service.doubles.canvas import CanvasDouble
 from service.doubles.sendgrid import ReceivedEmail, SendGridDouble
-from service.migrate import upgrade
+from service.db.migrate import upgrade
 from service.models import Delivery, EngagementEvent, Escalation, Person
 from service.paths import CONTENT_DIR
 from service.roster import import_roster
@@ -170,7 +170,7 @@ def run(
         generated_roster(roster, people, rng)
     with transaction(factory) as session:
         import_pack(session, CONTENT_DIR / "social_media.yaml")
-        policies.import_version(session, CONTENT_DIR / "policies" / "social-media-v1.txt", slug="social-media",
+        content.import_version(session, CONTENT_DIR / "policies" / "social-media-v1.txt", slug="social-media",
                                 label="1", now=clock() - timedelta(days=200))
         import_roster(session, roster, now=clock() - timedelta(days=60))
         staff = list(session.scalars(select(Person).order_by(Person.email)))
@@ -287,10 +287,10 @@ def run(
                 if week == 2 and day == 1:  # the policy changes in week 3
                     clock.now = datetime.combine(today, day_time(10), zone).astimezone(UTC)
                     with transaction(factory) as session:
-                        update = policies.import_version(
+                        update = content.import_version(
                             session, CONTENT_DIR / "policies" / "social-media-v2.txt", slug="social-media",
                             label="2", due_days=settings.notice_due_days, timezone=settings.timezone, now=clock())
-                        policies.queue_notice(session, settings, update.notice, clock())
+                        notices.queue_notice(session, settings, update.notice, clock())
                     dispatch_and_read()
                 clock.now = datetime.combine(today, day_time(12), zone).astimezone(UTC)
                 escalation_job.run(factory, settings, clock())

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker
-from service.migrate import upgrade
+from service.db.migrate import upgrade
 from service.models import Base
 
 REPO = Path(__file__).resolve().parent.parent

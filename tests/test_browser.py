@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from service.models import Delivery, EngagementEvent, Person
 from service.rendering import LetterRenderer
-from service.tracking import Links, Signer
+from service.engagement import Links, Signer
 from service.web.app import create_app
 from tests.conftest import REPO, LiveServer
 from tests.test_reports import WEEK, team  # noqa: F401 - the seeded team fixture

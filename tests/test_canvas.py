@@ -10,7 +10,8 @@ from sqlalchemy import select
 from service import canvas
 from service.channels.canvas import CanvasAPI, CanvasChannel
 from service.channels.outbox import OutboxChannel
-from service.digest import SchoolCalendar, compose, send_moment
+from service.weeks import SchoolCalendar, send_moment
+from service.digests import compose
 from service.dispatch import Dispatcher
 from service.doubles.canvas import CanvasDouble
 from service.models import ChannelPause, Delivery, EngagementEvent, Person

@@ -7,7 +7,8 @@ from sqlalchemy import select
 from service.content import MAX_TIP_WORDS, import_pack, load_pack, word_count
 from service.errors import InputErrors
 from service.models import Tip
-from service.policies import import_version, split_sections
+from service.content import import_version
+from service.policy import split_sections
 from tests.conftest import REPO
 from tests.helpers import run_cli
 

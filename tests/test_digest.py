@@ -8,15 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from service.content import import_pack
-from service.digest import (
-    Blackout,
-    SchoolCalendar,
-    calendar_for,
-    compose,
-    load_calendar,
-    preview,
-    send_moment,
-)
+from service.weeks import Blackout, SchoolCalendar, calendar_for, load_calendar, send_moment
+from service.digests import compose, preview
 from service.errors import InputErrors
 from service.models import Delivery, DeliveryItem, Person
 from service.roster import import_roster

@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.digest import rotation_order, select_tips
+from service.digests import rotation_order, select_tips
 from service.models import Tip
 
 

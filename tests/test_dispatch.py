@@ -11,7 +11,8 @@ from sqlalchemy import func, select, update
 
 from service.channels.sendgrid import SendGridChannel
 from service.content import import_pack
-from service.digest import SchoolCalendar, compose
+from service.weeks import SchoolCalendar
+from service.digests import compose
 from service.dispatch import Dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, Person, Tip
@@ -68,7 +69,7 @@ def test_sendgrid_sends_1000_digests_in_at_most_two_calls(factory, sendgrid_sett
 def test_the_email_sendgrid_delivers_is_exactly_the_local_rendering(factory, sendgrid_settings, sendgrid_double) -> None:
     prepare(factory, sendgrid_settings, 5)
     Dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
-    from service.digest import preview
+    from service.digests import preview
 
     for received in sendgrid_double.emails:
         with factory() as s, s.begin():
@@ -223,8 +224,9 @@ def test_double_rejects_bad_personalization_counts(sendgrid_double, count) -> No
 def test_a_notice_to_many_shares_one_rendering_and_keeps_each_readers_name_and_links(
     factory, sendgrid_settings, sendgrid_double
 ) -> None:
-    from service.policies import import_version, queue_notice
-    from service.tracking import make_links
+    from service.content import import_version
+    from service.notices import queue_notice
+    from service.engagement import make_links
 
     policies = REPO / "content" / "policies"
     prepare(factory, sendgrid_settings, 600)

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from service.channels.outbox import OutboxChannel
 from service.content import import_pack
-from service.digest import Blackout, SchoolCalendar, compose
+from service.weeks import Blackout, SchoolCalendar
+from service.digests import compose
 from service.dispatch import Dispatcher
 from service.escalation import paused_days, run_pass
 from service.models import (
@@ -24,7 +25,7 @@ from service.models import (
     PolicyVersion,
 )
 from service.roster import import_roster
-from service.tracking import note_human_signals
+from service.engagement import note_human_signals
 from tests.conftest import REPO
 from tests.helpers import run_cli
 
@@ -172,7 +173,7 @@ def test_engaging_resolves_and_the_next_email_says_so(factory, staff) -> None:
     assert sorted(r["name"] for r in email.payload["attention"]) == ["Bob Clicker", "Cat Reader", "Dan Under"]
     assert [r["name"] for r in email.payload["resolved"]] == ["Ann Machine"]
     from service.rendering import LetterRenderer
-    from service.tracking import Links, Signer
+    from service.engagement import Links, Signer
 
     with factory() as s:
         delivery = s.get(Delivery, email.id)

@@ -3,7 +3,7 @@ from alembic.migration import MigrationContext
 
 from service.db import make_engine
 from service.errors import NudgeError
-from service.migrate import current_revision, head_revision, require_current_schema
+from service.db.migrate import current_revision, head_revision, require_current_schema
 from service.models import Base
 
 
@@ -31,7 +31,7 @@ def test_an_unmigrated_database_gets_a_clear_message(tmp_path) -> None:
 def test_migrations_downgrade_and_upgrade_again(tmp_path) -> None:
     from alembic import command
 
-    from service.migrate import alembic_config, upgrade
+    from service.db.migrate import alembic_config, upgrade
 
     engine = make_engine(f"sqlite:///{tmp_path / 'roundtrip.db'}")
     upgrade(engine)

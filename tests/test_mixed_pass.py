@@ -15,7 +15,8 @@ from service.channels.outbox import OutboxChannel
 from service.content import import_pack
 from service.dispatch import Dispatcher
 from service.models import Delivery, DeliveryItem
-from service.policies import import_version, queue_notice
+from service.content import import_version
+from service.notices import queue_notice
 from service.roster import import_roster
 from tests.conftest import REPO
 

@@ -3,7 +3,8 @@ from sqlalchemy import select
 
 from service.errors import InputErrors
 from service.models import PolicyVersion
-from service.policies import import_version, split_sections
+from service.content import import_version
+from service.policy import split_sections
 from tests.conftest import REPO
 
 SEED = REPO / "content" / "policies" / "social-media-v1.txt"

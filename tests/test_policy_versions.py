@@ -9,11 +9,14 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from service.content import import_pack
-from service.digest import SchoolCalendar, compose, preview
+from service.weeks import SchoolCalendar
+from service.digests import compose, preview
 from service.dispatch import Dispatcher
 from service.doubles.canvas import CanvasDouble
 from service.models import Delivery, DeliveryItem, Notice, Person, PolicyVersion, Tip
-from service.policies import compare, import_version, queue_notice, split_sections, summary_html
+from service.policy import compare, split_sections, summary_html
+from service.content import import_version
+from service.notices import queue_notice
 from service.roster import import_roster
 from tests.conftest import REPO
 from tests.helpers import run_cli
@@ -150,7 +153,7 @@ def test_an_acknowledgement_of_the_old_version_does_not_count(factory, with_v1, 
     import httpx
 
     from service.models import Acknowledgement
-    from service.tracking import Links, Signer
+    from service.engagement import Links, Signer
     from service.web.app import create_app
     from tests.conftest import LiveServer
 

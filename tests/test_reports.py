@@ -13,12 +13,13 @@ from sqlalchemy import select
 
 from service.channels.outbox import OutboxChannel
 from service.content import import_pack
-from service.digest import SchoolCalendar, compose
+from service.weeks import SchoolCalendar
+from service.digests import compose
 from service.dispatch import Dispatcher
 from service.models import Delivery, EngagementEvent, Escalation, Person
 from service.reports import compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
 from service.roster import import_roster
-from service.tracking import note_human_signals
+from service.engagement import note_human_signals
 from tests.conftest import REPO
 from tests.helpers import run_cli
 
@@ -191,7 +192,7 @@ def test_the_summary_links_to_a_read_only_view_of_that_team(factory, settings, t
     import httpx
     from pydantic import SecretStr
 
-    from service.tracking import make_links
+    from service.engagement import make_links
     from service.web.app import create_app
     from tests.conftest import LiveServer
 

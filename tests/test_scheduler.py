@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from service.models import EngagementArchive, EngagementEvent, Person
 from service.scheduler import Background, job_list
-from service.tracking import prune
+from service.engagement import prune
 
 
 def test_jobs_have_fixed_ids(factory, settings) -> None:

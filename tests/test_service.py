@@ -13,7 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from service.digest import SchoolCalendar, compose
+from service.weeks import SchoolCalendar
+from service.digests import compose
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, utcnow
 from tests.conftest import REPO, add_people

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.signals import Rules, by_user_agent, classify, is_click_burst
+from service.engagement.rules import Rules, by_user_agent, classify, is_click_burst
 
 T = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

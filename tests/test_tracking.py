@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from service import canvas
-from service.digest import SchoolCalendar, compose
+from service.weeks import SchoolCalendar
+from service.digests import compose
 from service.dispatch import Dispatcher
 from service.models import Acknowledgement, AppSecret, Delivery, EngagementEvent, Person, utcnow
-from service.tracking import ACK, CLICK, OPEN, Links, Signer, TokenData, signing_keys
+from service.engagement import ACK, CLICK, OPEN, Links, Rules, Signer, TokenData, signing_keys
 from tests.conftest import REPO
 
 CHROME = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -146,7 +147,7 @@ def test_a_shared_canvas_post_asks_who_is_acknowledging(factory, sent, web_setti
 
 
 def test_health_metrics_and_policy_page(factory, sent, links, live) -> None:
-    from service.policies import import_version
+    from service.content import import_version
 
     with factory() as s, s.begin():
         import_version(s, REPO / "content" / "policies" / "social-media-v1.txt", slug="social-media", label="1")
@@ -203,7 +204,7 @@ def test_without_a_configured_key_one_is_generated_once(session, settings, caplo
 def test_queued_opens_survive_a_failed_write_and_are_written_on_stop(factory, sent, web_settings) -> None:
     from service.web.opens import OpenRecorder, PendingOpen
 
-    recorder = OpenRecorder(factory, web_settings.signal_rules(), interval=60)
+    recorder = OpenRecorder(factory, Rules.from_settings(web_settings), interval=60)
     delivery = sent["chloe.martin@example.org"]
     recorder.queue.append(PendingOpen(delivery, "GET", CHROME, "198.51.100.1", "h", utcnow()))
     original = recorder._write

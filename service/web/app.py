@@ -19,22 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from service import webhook
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Delivery, DeliveryItem, Notice, Person, Policy, PolicyVersion, Tip, utcnow
 from service.rendering import section_anchor, template_env
-from service.roster import normalize_email
-from service.tracking import (
-    ACK,
-    CLICK,
-    Signal,
-    Signer,
-    ack_subject,
-    hash_ip,
-    record_ack,
-    record_click,
-    signing_keys,
+from service.inputs import normalize_email
+from service.engagement import (
+    ACK, CLICK, Rules, Signal, Signer, ack_subject, hash_ip, record_ack, record_click, signing_keys, webhook,
 )
 from service.scheduler import Background
 from service.web.dashboard import dashboard_router, team_router
@@ -68,7 +59,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     with transaction(factory) as session:
         keys = signing_keys(session, settings)
     signer = Signer(keys)
-    rules = settings.signal_rules()
+    rules = Rules.from_settings(settings)
     verifier = webhook.Verifier(settings.sendgrid_webhook_public_key)
     metrics = Metrics()
     def counted(rows: list[dict]) -> None:

@@ -22,10 +22,10 @@ from service import reports
 from service.charts import trend_svg
 from service.config import Settings
 from service.db import transaction
-from service.digest import week_key
+from service.weeks import week_key
 from service.models import Delivery, EngagementEvent, Notice, Person, utcnow
 from service.rendering import template_env
-from service.tracking import TEAM, Signer
+from service.engagement import TEAM, Signer
 
 COOKIE = "nudge_admin"
 SESSION_SECONDS = 12 * 3600

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import copy_rows, is_postgres
 from service.models import Delivery, EngagementEvent, utcnow
-from service.signals import Rules, classify
-from service.tracking import OPEN, Signer, hash_ip, note_human_signals
+from service.engagement.rules import Rules, classify
+from service.engagement import OPEN, Signer, hash_ip, note_human_signals
 
 log = logging.getLogger(__name__)
 CACHE_LIMIT = 500_000

@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from service.content import parse_pack
 from service.errors import InputErrors
 from service.models import Base
-from service.policies import PREAMBLE, normalize_text, split_sections
+from service.policy import PREAMBLE, normalize_text, split_sections
 from service.roster import parse_roster
-from service.tracking import Signer
+from service.engagement import Signer
 from tests.conftest import REPO
 from tests.helpers import run_cli
 

@@ -10,7 +10,8 @@ from sqlalchemy.exc import DBAPIError
 
 from service.content import import_pack
 from service.db import make_engine, make_sessionmaker
-from service.digest import SchoolCalendar, compose
+from service.weeks import SchoolCalendar
+from service.digests import compose
 from service.dispatch import Dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, utcnow

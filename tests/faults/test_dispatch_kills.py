@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from service.content import import_pack
-from service.digest import SchoolCalendar, compose
+from service.weeks import SchoolCalendar
+from service.digests import compose
 from service.dispatch import Dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, Notice, Person, Policy, PolicyVersion, utcnow

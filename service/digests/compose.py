@@ -1,11 +1,7 @@
-"""The weekly tip digest: who is due, which tips, and composing outbox rows.
+"""The weekly tip digest: who is due, which tips, and queuing the digests in the outbox.
 
-Timing: each person's digest is due at their local send time (weekday and
-time from the settings) in the ISO week of their own timezone; the period key
-is that ISO week, so a DST change can neither repeat nor skip a digest.
-Selection: everyone walks the tips meant for their role in one rotation order
-(sections interleaved) and sees every tip once before any repeats; a new hire
-starts at the beginning; a new tip joins the current cycle.
+Timing comes from :mod:`service.weeks`, the choice of tips from
+:mod:`service.digests.selection`; tips of recently changed policy sections go first.
 """
 
 from __future__ import annotations
@@ -13,167 +9,31 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from service.config import WEEKDAYS, Settings
+from service.config import Settings
 from service.channels import Message
-from service.errors import InputErrors, NudgeError
+from service.errors import NudgeError
 from service.models import Delivery, DeliveryItem, Person, Tip
 from service.outbox import OutboxMessage, TipRef, enqueue
-from service.paths import CONTENT_DIR
-from service.policies import changed_section_tips
+from service.content import changed_section_tips
 from service.rendering import DigestRenderer
-from service.roster import normalize_email, read_text
-from service.tracking import make_links
+from service.inputs import normalize_email
+from service.engagement import make_links
+from service.digests.selection import rotation_order, select_tips
+from service.weeks import SchoolCalendar, calendar_for, person_zone, send_day, send_moment, week_key
+
 
 KIND = "digest"
+
+
 CHANNEL = "email"
+
+
 PRIORITY_WINDOW = timedelta(days=28)  # a changed section's tips go first for four weeks
-
-
-# ---------------------------------------------------------------- timing
-
-
-def week_key(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def parse_week(key: str) -> date:
-    """The Monday of an ISO week key such as 2026-W48; ValueError if malformed."""
-    try:
-        year, week = key.split("-W")
-        return date.fromisocalendar(int(year), int(week), 1)
-    except ValueError:
-        raise ValueError(f"week {key!r} is not an ISO week like 2026-W48") from None
-
-
-@lru_cache(maxsize=512)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def person_zone(person: Person | StaffRow, settings: Settings) -> ZoneInfo:
-    return _zone(person.timezone or settings.timezone)
-
-
-def send_day(key: str, settings: Settings) -> date:
-    return parse_week(key) + timedelta(days=WEEKDAYS.index(settings.digest_weekday))
-
-
-def send_moment(key: str, zone: ZoneInfo, settings: Settings) -> datetime:
-    """The UTC instant of the digest for a week in a timezone (wall-clock time, DST-aware)."""
-    local = datetime.combine(send_day(key, settings), settings.digest_time, tzinfo=zone)
-    return local.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class Blackout:
-    name: str
-    start: date
-    end: date
-
-
-@dataclass(frozen=True)
-class SchoolCalendar:
-    blackouts: tuple[Blackout, ...] = ()
-
-    def blackout_on(self, day: date) -> Blackout | None:
-        return next((b for b in self.blackouts if b.start <= day <= b.end), None)
-
-
-def calendar_for(settings: Settings) -> SchoolCalendar:
-    return load_calendar(Path(settings.calendar_file) if settings.calendar_file else CONTENT_DIR / "calendar.yaml")
-
-
-def load_calendar(path: Path) -> SchoolCalendar:
-    """Read content/calendar.yaml; a missing file means no blackouts; errors name the entry."""
-    if not path.exists():
-        return SchoolCalendar()
-    source = str(path)
-    try:
-        data = yaml.safe_load(read_text(path)) or {}
-    except yaml.YAMLError as exc:
-        raise InputErrors(source, [f"not valid YAML: {exc}"]) from None
-    entries = data.get("blackouts", []) if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise InputErrors(source, ["'blackouts' must be a list of {name, start, end}"])
-    problems, blackouts = [], []
-    for index, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), date) for k in ("start", "end")):
-            problems.append(f"blackout #{index}: needs name, start and end dates (YYYY-MM-DD)")
-            continue
-        if entry["end"] < entry["start"]:
-            problems.append(f"blackout #{index} ({entry.get('name')}): end is before start")
-            continue
-        blackouts.append(Blackout(str(entry.get("name") or f"blackout #{index}"), entry["start"], entry["end"]))
-    if problems:
-        raise InputErrors(source, problems)
-    return SchoolCalendar(tuple(blackouts))
-
-
-# ------------------------------------------------------------- selection
-
-
-def rotation_order(tips: Iterable[Tip]) -> list[Tip]:
-    """Pack order with sections interleaved, so one digest mixes topics."""
-    by_section: dict[str, list[Tip]] = defaultdict(list)
-    for tip in sorted(tips, key=lambda t: (t.position, t.id)):
-        by_section[tip.section].append(tip)
-    order: list[Tip] = []
-    for rank in range(max((len(v) for v in by_section.values()), default=0)):
-        order.extend(group[rank] for group in by_section.values() if rank < len(group))
-    return order
-
-
-def select_tips(
-    eligible: Sequence[int],
-    history: Sequence[Sequence[int]],
-    count: int,
-    priority: Sequence[int] = (),
-) -> list[int]:
-    """Pick the next ``count`` tip ids for one person.
-
-    ``eligible`` is the rotation order of the tips meant for them, ``history``
-    their earlier digests (oldest first) and ``priority`` tips to put first
-    (sections changed recently). A tip does not repeat until every eligible
-    tip has been shown since the cycle began.
-    """
-    eligible_set = set(eligible)
-    seen: set[int] = set()
-    for digest in history:
-        for tip_id in digest:
-            if tip_id in eligible_set:
-                seen.add(tip_id)
-                if seen >= eligible_set:
-                    seen = set()
-    recent = set(history[-1]) if history else set()
-    picked = [t for t in dict.fromkeys(priority) if t in eligible_set][:count]
-    # unseen tips first; a tip from last week's digest waits its turn (no back-to-back repeats),
-    # and once the cycle is complete inside this digest, the next cycle starts from the top
-    passes = (
-        lambda t: t not in seen and t not in recent,
-        lambda t: t not in seen,
-        lambda t: t not in recent,
-        lambda t: True,
-    )
-    for allowed in passes:
-        for tip_id in eligible:
-            if len(picked) >= count:
-                return picked
-            if tip_id not in picked and allowed(tip_id):
-                picked.append(tip_id)
-    return picked
-
-
-# ------------------------------------------------------------- composing
 
 
 @dataclass
@@ -336,7 +196,6 @@ def compose(
 
 def subject_for(lead: Tip) -> str:
     return f"This week: {lead.title}"
-
 
 
 @dataclass

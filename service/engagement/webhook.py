@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from service.db import insert_ignore
 from service.models import Delivery, EngagementEvent, Person
-from service.signals import Rules, classify
-from service.tracking import note_human_signals
+from service.engagement.rules import Rules, classify
+from service.engagement import note_human_signals
 
 STORED_EVENTS = {"processed", "delivered", "deferred", "bounce", "dropped", "spamreport", "open", "click"}
 UNDELIVERABLE_EVENTS = {"dropped", "spamreport"}

@@ -1,4 +1,4 @@
-"""Tip packs: validate a YAML pack completely, then upsert its tips idempotently."""
+"""Tip packs: parse and validate a YAML pack, then store its tips (idempotent)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import InputErrors
 from service.models import Policy, Tip
-from service.roster import read_text
+from service.inputs import read_text
 
 MAX_TIP_WORDS = 60
 MAX_TITLE_CHARS = 120

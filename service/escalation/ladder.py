@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from service import digest
+from service import weeks
 from service.config import Settings
 from service.db import in_ids
 from service.outbox import NoticeRef, OutboxMessage, TipRef, enqueue
@@ -91,7 +91,7 @@ class Staff:
         return None
 
 
-def paused_days(calendar: digest.SchoolCalendar, start: date, end: date) -> int:
+def paused_days(calendar: weeks.SchoolCalendar, start: date, end: date) -> int:
     """Days in [start, end) that fall in a school break."""
     days = 0
     for blackout in calendar.blackouts:
@@ -104,11 +104,11 @@ def paused_days(calendar: digest.SchoolCalendar, start: date, end: date) -> int:
 class Pass:
     """One reminder/escalation pass as of a moment. Call :meth:`run`; the caller commits."""
 
-    def __init__(self, session: Session, settings: Settings, as_of: datetime, calendar: digest.SchoolCalendar):
+    def __init__(self, session: Session, settings: Settings, as_of: datetime, calendar: weeks.SchoolCalendar):
         self.session, self.settings, self.as_of, self.calendar = session, settings, as_of, calendar
         self.zone = ZoneInfo(settings.timezone)
         self.today = as_of.astimezone(self.zone).date()
-        self.week = digest.week_key(self.today)
+        self.week = weeks.week_key(self.today)
         self.result = PassResult()
         columns = (Person.id, Person.email, Person.name, Person.supervisor_id, Person.active, Person.joined_at,
                    Person.undeliverable_since, Person.undeliverable_reason, Person.last_human_at,
@@ -396,5 +396,5 @@ class Pass:
 
 
 def run_pass(session: Session, settings: Settings, as_of: datetime,
-             calendar: digest.SchoolCalendar | None = None) -> PassResult:
-    return Pass(session, settings, as_of, calendar or digest.calendar_for(settings)).run()
+             calendar: weeks.SchoolCalendar | None = None) -> PassResult:
+    return Pass(session, settings, as_of, calendar or weeks.calendar_for(settings)).run()

@@ -13,6 +13,8 @@ from functools import lru_cache
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from service.config import Settings
+
 # (pattern, reason), checked in order against the User-Agent, case-insensitively
 USER_AGENT_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), reason)
@@ -59,6 +61,10 @@ class Rules:
     @classmethod
     def from_cidrs(cls, cidrs: list[str], **kwargs: float) -> Rules:
         return cls(scanner_networks=tuple(ipaddress.ip_network(c, strict=False) for c in cidrs), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Rules:
+        return cls.from_cidrs(settings.scanner_cidrs, min_seconds_after_delivery=settings.machine_seconds)
 
 
 @lru_cache(maxsize=8192)

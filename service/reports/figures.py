@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from service.config import WEEKDAYS
-from service.digest import week_key
+from service.weeks import week_key
 from service.models import (
     Acknowledgement,
     Delivery,
@@ -24,8 +22,7 @@ from service.models import (
     PolicyVersion,
     Tip,
 )
-from service.outbox import OutboxMessage, enqueue
-from service.tracking import HUMAN_KINDS
+from service.engagement import HUMAN_KINDS
 
 
 @dataclass
@@ -115,8 +112,6 @@ def status_summary(session: Session) -> Status:
     )
     return Status(people_by_role, teams, tips_by_section, policies, deliveries, engagement, undeliverable)
 
-
-# ------------------------------------------------------------------ engagement, computed in SQL
 
 STATUS_ORDER = ("undeliverable", "escalated", "engaged", "opened only", "machine signals only", "no signal")
 
@@ -335,204 +330,9 @@ def notice_progress(session: Session, person_ids, today: date) -> list[NoticePro
     return [NoticeProgress(*row) for row in rows]
 
 
-# ------------------------------------------------------------------ supervisor summaries
-
 ATTENTION = ("escalated", "no signal", "machine signals only", "undeliverable")
-
-
-@dataclass
-class SummaryResult:
-    composed: int = 0
-    already: int = 0
-    nothing_to_report: int = 0
-    not_due: int = 0
-    recipients: list[str] = field(default_factory=list)
-
-
-def _display(row: PersonEngagement, zone: ZoneInfo) -> dict[str, object]:
-    return {"name": row.name, "email": row.email, "status": row.status,
-            "last_human": row.last_human.astimezone(zone).date().isoformat() if row.last_human else None}
-
-
-def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date
-                    ) -> dict[str, object] | None:
-    """What one supervisor's weekly summary says, or None when there is nothing to report."""
-    start, end = week_bounds(week, zone)
-    scope = subtree_select(supervisor.id)
-    rows = engagement(session, start, end, scope)
-    if not rows:
-        return None
-    direct = [r for r in rows if r.supervisor_id == supervisor.id]
-    managers = {r.supervisor_id for r in rows if r.supervisor_id != supervisor.id}
-    notices = notice_progress(session, scope, today)
-    trend = weekly_trend(session, last_weeks(week, 8, zone), scope)
-    if trend[-1].reached == 0 and not notices:
-        return None  # no tips went out to this team this week and nothing is pending
-    counted = rows if managers else direct
-    payload: dict[str, object] = {
-        "week": week,
-        "rate": rate(counted),
-        "trend": [{"week": p.week, "engaged": p.engaged, "reached": p.reached} for p in trend],
-        "notices": [{"policy": n.policy, "version": n.version, "due_on": n.due_on.isoformat(),
-                     "acknowledged": n.acknowledged, "audience": n.audience} for n in notices],
-        "counts": {status: sum(r.status == status for r in counted) for status in STATUS_ORDER},
-    }
-    if managers:  # a manager of managers: one line per direct team, then who needs attention
-        boss = {r.id: r.supervisor_id for r in rows}
-        head_of: dict[int, int] = {r.id: r.id for r in direct}
-
-        def team_head(person_id: int) -> int | None:  # the direct report whose team someone is in (memoised)
-            path = []
-            while person_id not in head_of:
-                if person_id not in boss:  # the chain passes an inactive manager: no team line
-                    return None
-                path.append(person_id)
-                person_id = boss[person_id]
-            for step in path:
-                head_of[step] = head_of[person_id]
-            return head_of[person_id]
-
-        members: dict[int, list[PersonEngagement]] = {}
-        for r in rows:
-            if r.supervisor_id != supervisor.id and (head := team_head(r.id)) is not None:
-                members.setdefault(head, []).append(r)
-        teams = [{"name": head.name, "size": len(members[head.id]), "rate": rate(members[head.id])}
-                 for head in direct if head.id in members]
-        payload["teams"] = teams
-        payload["people"] = [_display(r, zone) for r in rows if r.status in ATTENTION]
-        payload["rollup"] = True
-    else:
-        payload["people"] = [_display(r, zone) for r in direct]
-        payload["rollup"] = False
-    return payload
-
-
-def compose_summaries(session: Session, settings, now: datetime, *, week: str | None = None,
-                      dry_run: bool = False) -> SummaryResult:
-    """Queue each active supervisor's weekly summary (default Friday 15:00 their time), at most once a week."""
-    result = SummaryResult()
-    supervisors = session.scalars(
-        select(Person).where(Person.active.is_(True), Person.id.in_(
-            select(Person.supervisor_id).where(Person.active.is_(True), Person.supervisor_id.is_not(None))))
-        .order_by(Person.id)
-    ).all()
-    weekday = WEEKDAYS.index(settings.summary_weekday)
-    for supervisor in supervisors:
-        zone = ZoneInfo(supervisor.timezone or settings.timezone)
-        local_today = now.astimezone(zone).date()
-        key = week or week_key(local_today)
-        monday = date.fromisocalendar(int(key[:4]), int(key[6:]), 1)
-        due = datetime.combine(monday + timedelta(days=weekday), settings.summary_time, zone)
-        if week is None and now < due:
-            result.not_due += 1
-            continue
-        exists = session.scalar(select(Delivery.id).where(Delivery.person_id == supervisor.id,
-                                                          Delivery.kind == "summary", Delivery.period_key == key))
-        if exists:
-            result.already += 1
-            continue
-        payload = summary_payload(session, supervisor, key, zone, local_today)
-        if payload is None:
-            result.nothing_to_report += 1
-            continue
-        team_rate = payload["rate"]
-        subject = f"Your team this week: {team_rate:.0%} engaged" if team_rate is not None else "Your team this week"
-        if dry_run:
-            result.composed += 1
-            result.recipients.append(supervisor.email)
-            continue
-        inserted = enqueue(session, [OutboxMessage("summary", key, now, person_id=supervisor.id, subject=subject,
-                                                   payload=payload)])
-        result.composed += len(inserted)
-        result.recipients += [supervisor.email] * len(inserted)
-    return result
-
-
-# ------------------------------------------------------------------ CSV exports
-
-ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "human_opens", "machine_opens",
-                      "machine_signals", "clicks", "acks", "canvas_reads", "last_human_signal")
-DELIVERY_COLUMNS = ("id", "kind", "channel", "period", "recipient", "status", "attempts", "created_at", "sent_at",
-                    "provider_message_id", "last_error")
-
-
-def engagement_rows(session: Session, since: datetime, team_root: int | None = None) -> list[dict[str, object]]:
-    """One row per person: signal counts since ``since`` and their last human signal."""
-    scope = subtree(session, team_root) if team_root is not None else None
-    rows = engagement(session, since, datetime.max.replace(tzinfo=UTC), scope, active_only=False)
-    emails = dict(session.execute(select(Person.id, Person.email)).tuples().all())
-    return [
-        {"email": r.email, "name": r.name, "role": r.role, "supervisor_email": emails.get(r.supervisor_id, ""),
-         "status": r.status, "human_opens": r.human_opens, "machine_opens": r.machine_opens,
-         "machine_signals": r.machine_signals, "clicks": r.clicks, "acks": r.acks, "canvas_reads": r.canvas_reads,
-         "last_human_signal": r.last_human.isoformat() if r.last_human else ""}
-        for r in rows
-    ]
 
 
 # what the delivery-problems page lists: given up, in doubt, retried or with an error
 DELIVERY_PROBLEM = or_(Delivery.status.in_(("failed", "unconfirmed")), Delivery.attempts > 1,
                        Delivery.last_error.is_not(None))
-
-
-def delivery_rows(session: Session, *, problems_only: bool = False, limit: int | None = None
-                  ) -> Iterator[dict[str, object]]:
-    """Outbox rows, newest first, streamed: a district's year is millions of rows."""
-    query = (select(Delivery.id, Delivery.kind, Delivery.channel, Delivery.period_key, Delivery.recipient,
-                    Delivery.status, Delivery.attempts, Delivery.created_at, Delivery.sent_at,
-                    Delivery.provider_message_id, Delivery.last_error, Person.email)
-             .outerjoin(Person, Person.id == Delivery.person_id).order_by(Delivery.id.desc()))
-    if problems_only:
-        query = query.where(DELIVERY_PROBLEM)
-    if limit is not None:
-        query = query.limit(limit)
-    for d in session.execute(query.execution_options(yield_per=5000)):
-        yield {"id": d.id, "kind": d.kind, "channel": d.channel, "period": d.period_key,
-               "recipient": d.email or d.recipient or "", "status": d.status, "attempts": d.attempts,
-               "created_at": d.created_at.isoformat(), "sent_at": d.sent_at.isoformat() if d.sent_at else "",
-               "provider_message_id": d.provider_message_id or "", "last_error": d.last_error or ""}
-
-
-def write_csv(rows: Iterable[dict[str, object]], columns: tuple[str, ...], out) -> int:
-    count = 0
-
-    def counted() -> Iterator[dict[str, object]]:
-        nonlocal count
-        for row in rows:
-            count += 1
-            yield row
-
-    for chunk in csv_chunks(counted(), columns):
-        out.write(chunk)
-    return count
-
-
-def csv_chunks(rows: Iterable[dict[str, object]], columns: tuple[str, ...], every: int = 2000) -> Iterator[str]:
-    """CSV text in pieces of ``every`` rows (header first), for files and streamed downloads."""
-    import csv
-    import io
-
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for count, row in enumerate(rows, 1):
-        writer.writerow(row)
-        if count % every == 0:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
-
-
-def notice_people(session: Session, notice_id: int) -> list[dict[str, object]]:
-    """Everyone a notice was sent to, and when each acknowledged (None: not yet)."""
-    acked = (select(Acknowledgement.person_id, Acknowledgement.at)
-             .where(Acknowledgement.notice_id == notice_id).subquery())
-    rows = session.execute(
-        select(Person.id, Person.name, Person.email, acked.c.at)
-        .join(Delivery, Delivery.person_id == Person.id).join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id)
-        .outerjoin(acked, acked.c.person_id == Person.id)
-        .where(Delivery.kind == "notice", DeliveryItem.notice_id == notice_id)
-        .distinct().order_by(Person.name)
-    ).all()
-    return [{"id": i, "name": n, "email": e, "acknowledged_at": a} for i, n, e, a in rows]

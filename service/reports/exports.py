@@ -1,0 +1,102 @@
+"""CSV exports (engagement, deliveries, who confirmed a notice), streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.models import (
+    Acknowledgement,
+    Delivery,
+    DeliveryItem,
+    Person,
+)
+from service.reports.figures import DELIVERY_PROBLEM, engagement, subtree
+
+
+ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "human_opens", "machine_opens",
+                      "machine_signals", "clicks", "acks", "canvas_reads", "last_human_signal")
+
+
+DELIVERY_COLUMNS = ("id", "kind", "channel", "period", "recipient", "status", "attempts", "created_at", "sent_at",
+                    "provider_message_id", "last_error")
+
+
+def engagement_rows(session: Session, since: datetime, team_root: int | None = None) -> list[dict[str, object]]:
+    """One row per person: signal counts since ``since`` and their last human signal."""
+    scope = subtree(session, team_root) if team_root is not None else None
+    rows = engagement(session, since, datetime.max.replace(tzinfo=UTC), scope, active_only=False)
+    emails = dict(session.execute(select(Person.id, Person.email)).tuples().all())
+    return [
+        {"email": r.email, "name": r.name, "role": r.role, "supervisor_email": emails.get(r.supervisor_id, ""),
+         "status": r.status, "human_opens": r.human_opens, "machine_opens": r.machine_opens,
+         "machine_signals": r.machine_signals, "clicks": r.clicks, "acks": r.acks, "canvas_reads": r.canvas_reads,
+         "last_human_signal": r.last_human.isoformat() if r.last_human else ""}
+        for r in rows
+    ]
+
+
+def delivery_rows(session: Session, *, problems_only: bool = False, limit: int | None = None
+                  ) -> Iterator[dict[str, object]]:
+    """Outbox rows, newest first, streamed: a district's year is millions of rows."""
+    query = (select(Delivery.id, Delivery.kind, Delivery.channel, Delivery.period_key, Delivery.recipient,
+                    Delivery.status, Delivery.attempts, Delivery.created_at, Delivery.sent_at,
+                    Delivery.provider_message_id, Delivery.last_error, Person.email)
+             .outerjoin(Person, Person.id == Delivery.person_id).order_by(Delivery.id.desc()))
+    if problems_only:
+        query = query.where(DELIVERY_PROBLEM)
+    if limit is not None:
+        query = query.limit(limit)
+    for d in session.execute(query.execution_options(yield_per=5000)):
+        yield {"id": d.id, "kind": d.kind, "channel": d.channel, "period": d.period_key,
+               "recipient": d.email or d.recipient or "", "status": d.status, "attempts": d.attempts,
+               "created_at": d.created_at.isoformat(), "sent_at": d.sent_at.isoformat() if d.sent_at else "",
+               "provider_message_id": d.provider_message_id or "", "last_error": d.last_error or ""}
+
+
+def write_csv(rows: Iterable[dict[str, object]], columns: tuple[str, ...], out) -> int:
+    count = 0
+
+    def counted() -> Iterator[dict[str, object]]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield row
+
+    for chunk in csv_chunks(counted(), columns):
+        out.write(chunk)
+    return count
+
+
+def csv_chunks(rows: Iterable[dict[str, object]], columns: tuple[str, ...], every: int = 2000) -> Iterator[str]:
+    """CSV text in pieces of ``every`` rows (header first), for files and streamed downloads."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for count, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if count % every == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+def notice_people(session: Session, notice_id: int) -> list[dict[str, object]]:
+    """Everyone a notice was sent to, and when each acknowledged (None: not yet)."""
+    acked = (select(Acknowledgement.person_id, Acknowledgement.at)
+             .where(Acknowledgement.notice_id == notice_id).subquery())
+    rows = session.execute(
+        select(Person.id, Person.name, Person.email, acked.c.at)
+        .join(Delivery, Delivery.person_id == Person.id).join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id)
+        .outerjoin(acked, acked.c.person_id == Person.id)
+        .where(Delivery.kind == "notice", DeliveryItem.notice_id == notice_id)
+        .distinct().order_by(Person.name)
+    ).all()
+    return [{"id": i, "name": n, "email": e, "acknowledged_at": a} for i, n, e, a in rows]

@@ -1,0 +1,127 @@
+"""The weekly supervisor summary: what it says, and queuing it at the supervisor's local time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.config import WEEKDAYS
+from service.weeks import week_key
+from service.models import (
+    Delivery,
+    Person,
+)
+from service.outbox import OutboxMessage, enqueue
+from service.reports.figures import ATTENTION, PersonEngagement, STATUS_ORDER, engagement, last_weeks, notice_progress, rate, subtree_select, week_bounds, weekly_trend
+
+
+@dataclass
+class SummaryResult:
+    composed: int = 0
+    already: int = 0
+    nothing_to_report: int = 0
+    not_due: int = 0
+    recipients: list[str] = field(default_factory=list)
+
+
+def _display(row: PersonEngagement, zone: ZoneInfo) -> dict[str, object]:
+    return {"name": row.name, "email": row.email, "status": row.status,
+            "last_human": row.last_human.astimezone(zone).date().isoformat() if row.last_human else None}
+
+
+def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date
+                    ) -> dict[str, object] | None:
+    """What one supervisor's weekly summary says, or None when there is nothing to report."""
+    start, end = week_bounds(week, zone)
+    scope = subtree_select(supervisor.id)
+    rows = engagement(session, start, end, scope)
+    if not rows:
+        return None
+    direct = [r for r in rows if r.supervisor_id == supervisor.id]
+    managers = {r.supervisor_id for r in rows if r.supervisor_id != supervisor.id}
+    notices = notice_progress(session, scope, today)
+    trend = weekly_trend(session, last_weeks(week, 8, zone), scope)
+    if trend[-1].reached == 0 and not notices:
+        return None  # no tips went out to this team this week and nothing is pending
+    counted = rows if managers else direct
+    payload: dict[str, object] = {
+        "week": week,
+        "rate": rate(counted),
+        "trend": [{"week": p.week, "engaged": p.engaged, "reached": p.reached} for p in trend],
+        "notices": [{"policy": n.policy, "version": n.version, "due_on": n.due_on.isoformat(),
+                     "acknowledged": n.acknowledged, "audience": n.audience} for n in notices],
+        "counts": {status: sum(r.status == status for r in counted) for status in STATUS_ORDER},
+    }
+    if managers:  # a manager of managers: one line per direct team, then who needs attention
+        boss = {r.id: r.supervisor_id for r in rows}
+        head_of: dict[int, int] = {r.id: r.id for r in direct}
+
+        def team_head(person_id: int) -> int | None:  # the direct report whose team someone is in (memoised)
+            path = []
+            while person_id not in head_of:
+                if person_id not in boss:  # the chain passes an inactive manager: no team line
+                    return None
+                path.append(person_id)
+                person_id = boss[person_id]
+            for step in path:
+                head_of[step] = head_of[person_id]
+            return head_of[person_id]
+
+        members: dict[int, list[PersonEngagement]] = {}
+        for r in rows:
+            if r.supervisor_id != supervisor.id and (head := team_head(r.id)) is not None:
+                members.setdefault(head, []).append(r)
+        teams = [{"name": head.name, "size": len(members[head.id]), "rate": rate(members[head.id])}
+                 for head in direct if head.id in members]
+        payload["teams"] = teams
+        payload["people"] = [_display(r, zone) for r in rows if r.status in ATTENTION]
+        payload["rollup"] = True
+    else:
+        payload["people"] = [_display(r, zone) for r in direct]
+        payload["rollup"] = False
+    return payload
+
+
+def compose_summaries(session: Session, settings, now: datetime, *, week: str | None = None,
+                      dry_run: bool = False) -> SummaryResult:
+    """Queue each active supervisor's weekly summary (default Friday 15:00 their time), at most once a week."""
+    result = SummaryResult()
+    supervisors = session.scalars(
+        select(Person).where(Person.active.is_(True), Person.id.in_(
+            select(Person.supervisor_id).where(Person.active.is_(True), Person.supervisor_id.is_not(None))))
+        .order_by(Person.id)
+    ).all()
+    weekday = WEEKDAYS.index(settings.summary_weekday)
+    for supervisor in supervisors:
+        zone = ZoneInfo(supervisor.timezone or settings.timezone)
+        local_today = now.astimezone(zone).date()
+        key = week or week_key(local_today)
+        monday = date.fromisocalendar(int(key[:4]), int(key[6:]), 1)
+        due = datetime.combine(monday + timedelta(days=weekday), settings.summary_time, zone)
+        if week is None and now < due:
+            result.not_due += 1
+            continue
+        exists = session.scalar(select(Delivery.id).where(Delivery.person_id == supervisor.id,
+                                                          Delivery.kind == "summary", Delivery.period_key == key))
+        if exists:
+            result.already += 1
+            continue
+        payload = summary_payload(session, supervisor, key, zone, local_today)
+        if payload is None:
+            result.nothing_to_report += 1
+            continue
+        team_rate = payload["rate"]
+        subject = f"Your team this week: {team_rate:.0%} engaged" if team_rate is not None else "Your team this week"
+        if dry_run:
+            result.composed += 1
+            result.recipients.append(supervisor.email)
+            continue
+        inserted = enqueue(session, [OutboxMessage("summary", key, now, person_id=supervisor.id, subject=subject,
+                                                   payload=payload)])
+        result.composed += len(inserted)
+        result.recipients += [supervisor.email] * len(inserted)
+    return result

@@ -1,0 +1,104 @@
+"""School weeks and the calendar: ISO week keys, local send moments, and breaks.
+
+Each digest is due at its reader's local send time (weekday and time from the
+settings) in the ISO week of their own timezone; the period key is that ISO
+week, so a DST change can neither repeat nor skip a digest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from service.config import WEEKDAYS, Settings
+from service.errors import InputErrors
+from service.paths import CONTENT_DIR
+from service.inputs import read_text
+
+
+def week_key(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def parse_week(key: str) -> date:
+    """The Monday of an ISO week key such as 2026-W48; ValueError if malformed."""
+    try:
+        year, week = key.split("-W")
+        return date.fromisocalendar(int(year), int(week), 1)
+    except ValueError:
+        raise ValueError(f"week {key!r} is not an ISO week like 2026-W48") from None
+
+
+class HasTimezone(Protocol):
+    timezone: str | None
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def person_zone(person: HasTimezone, settings: Settings) -> ZoneInfo:
+    return _zone(person.timezone or settings.timezone)
+
+
+def send_day(key: str, settings: Settings) -> date:
+    return parse_week(key) + timedelta(days=WEEKDAYS.index(settings.digest_weekday))
+
+
+def send_moment(key: str, zone: ZoneInfo, settings: Settings) -> datetime:
+    """The UTC instant of the digest for a week in a timezone (wall-clock time, DST-aware)."""
+    local = datetime.combine(send_day(key, settings), settings.digest_time, tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Blackout:
+    name: str
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class SchoolCalendar:
+    blackouts: tuple[Blackout, ...] = ()
+
+    def blackout_on(self, day: date) -> Blackout | None:
+        return next((b for b in self.blackouts if b.start <= day <= b.end), None)
+
+
+def calendar_for(settings: Settings) -> SchoolCalendar:
+    return load_calendar(Path(settings.calendar_file) if settings.calendar_file else CONTENT_DIR / "calendar.yaml")
+
+
+def load_calendar(path: Path) -> SchoolCalendar:
+    """Read content/calendar.yaml; a missing file means no blackouts; errors name the entry."""
+    if not path.exists():
+        return SchoolCalendar()
+    source = str(path)
+    try:
+        data = yaml.safe_load(read_text(path)) or {}
+    except yaml.YAMLError as exc:
+        raise InputErrors(source, [f"not valid YAML: {exc}"]) from None
+    entries = data.get("blackouts", []) if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise InputErrors(source, ["'blackouts' must be a list of {name, start, end}"])
+    problems, blackouts = [], []
+    for index, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), date) for k in ("start", "end")):
+            problems.append(f"blackout #{index}: needs name, start and end dates (YYYY-MM-DD)")
+            continue
+        if entry["end"] < entry["start"]:
+            problems.append(f"blackout #{index} ({entry.get('name')}): end is before start")
+            continue
+        blackouts.append(Blackout(str(entry.get("name") or f"blackout #{index}"), entry["start"], entry["end"]))
+    if problems:
+        raise InputErrors(source, problems)
+    return SchoolCalendar(tuple(blackouts))
