@@ -508,7 +508,7 @@ def simulate(
     """Fast-forward demo on a throwaway SQLite database: digests, Canvas, readers, reminders, escalations."""
     import shutil
 
-    from service import simulate as sim, weeks
+    from service import simulate as sim
 
     settings = runtime(ctx).settings
     outbox_dir = Path(settings.outbox_dir) / "simulation"
