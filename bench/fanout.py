@@ -36,7 +36,7 @@ from service.content import import_pack  # noqa: E402
 from service.db import make_sessionmaker, refresh_statistics  # noqa: E402
 from service.weeks import SchoolCalendar
 from service.digests import compose, rotation_order, tip_catalogue
-from service.dispatch import Dispatcher  # noqa: E402
+from service.usecases import dispatcher as make_dispatcher  # noqa: E402
 from service.models import Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
 from service.content import import_version
@@ -143,7 +143,7 @@ def main() -> None:
             else:
                 composed = compose(s, settings, NOW, SchoolCalendar(), week=WEEK).composed
         composed_at = time.perf_counter()
-        dispatcher = Dispatcher(factory, settings, clock=lambda: NOW)
+        dispatcher = make_dispatcher(factory, settings, clock=lambda: NOW)
         stats = dispatcher.drain()
         wall = time.perf_counter() - start
         counters = json.loads(urllib.request.urlopen(f"{double_url}/_stats").read())

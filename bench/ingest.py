@@ -37,7 +37,7 @@ from service.content import import_pack  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402
 from service.weeks import SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher  # noqa: E402
+from service.usecases import dispatcher as make_dispatcher  # noqa: E402
 from service.models import Delivery, EngagementEvent, Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
 from service.engagement import Links, Signer
@@ -95,7 +95,7 @@ def prepare(url: str) -> int:
     settings = load_settings(database_url=url, secret_key=SecretStr(SECRET), outbox_dir=tempfile.mkdtemp())
     with factory() as s, s.begin():
         compose(s, settings, past, SchoolCalendar(), week="2026-W49")
-    Dispatcher(factory, settings, clock=lambda: past).drain()
+    make_dispatcher(factory, settings, clock=lambda: past).drain()
     with factory() as s:
         delivery_id = s.scalar(select(Delivery.id))
     engine.dispose()

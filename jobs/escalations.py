@@ -6,12 +6,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import escalation
+from service import usecases
 from service.config import Settings
-from service.db import transaction
+from service.escalation import PassResult
 from service.models import utcnow
 
 
-def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> escalation.PassResult:
-    with transaction(factory) as session:
-        return escalation.run_pass(session, settings, now or utcnow())
+def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> PassResult:
+    return usecases.daily_pass(factory, settings, now or utcnow())

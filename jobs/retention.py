@@ -6,12 +6,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import engagement
+from service import usecases
 from service.config import Settings
-from service.db import transaction
 from service.models import utcnow
 
 
 def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> int:
-    with transaction(factory) as session:
-        return engagement.prune(session, now or utcnow(), settings.retention_days)
+    return usecases.prune_engagement(factory, settings, now or utcnow())

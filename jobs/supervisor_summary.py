@@ -6,12 +6,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import reports
+from service import usecases
 from service.config import Settings
-from service.db import transaction
 from service.models import utcnow
+from service.reports import SummaryResult
 
 
-def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> reports.SummaryResult:
-    with transaction(factory) as session:
-        return reports.compose_summaries(session, settings, now or utcnow())
+def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> SummaryResult:
+    return usecases.weekly_summaries(factory, settings, now or utcnow())

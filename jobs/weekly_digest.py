@@ -1,4 +1,4 @@
-"""Compose every digest that is due now, and the week's Canvas posts (safe to run hourly, or any time)."""
+"""Queue every digest that is due now, and the week's Canvas posts (safe to run hourly, or any time)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import canvas, digests, weeks
+from service import usecases
 from service.config import Settings
-from service.db import transaction
+from service.digests import ComposeResult
 from service.models import utcnow
 
 
-def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> digests.ComposeResult:
-    """Digests due now, and this week's Canvas announcement (posted at the local send time)."""
-    calendar = weeks.calendar_for(settings)
-    now = now or utcnow()
-    with transaction(factory) as session:
-        result = digests.compose(session, settings, now, calendar)
-        canvas.compose_weekly(session, settings, now, calendar)
-    return result
+def run(factory: sessionmaker[Session], settings: Settings, now: datetime | None = None) -> ComposeResult:
+    return usecases.send_week(factory, settings, now or utcnow()).digests

@@ -25,14 +25,15 @@ from rich.progress import Progress
 
 from sqlalchemy import select
 
-from service import canvas, content, digests, escalation, logs, notices, outbox, reports, roster
-from service.weeks import calendar_for, parse_week
+from service import canvas, content, digests, logs, outbox, reports, roster
+from service.weeks import parse_week
 from service.policy import SectionChange, compare, is_material
 from service.db import migrate
+from service import usecases
+from service.channels import route_names
 from service.channels.canvas import CanvasConfigError, api_from_settings
 from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
-from service.dispatch import Dispatcher
 from service.errors import InputErrors, NudgeError
 from service.models import Person, utcnow
 
@@ -144,10 +145,7 @@ def roster_import(
     partial: Annotated[bool, typer.Option("--partial", help="Only add and update; keep people missing from the file.")] = False,
 ) -> None:
     """Create and update people from a CSV, all or nothing."""
-    with transaction(runtime(ctx).sessions()) as session:
-        plan = roster.import_roster(session, file, dry_run=dry_run, partial=partial)
-        if dry_run:
-            session.rollback()
+    plan = usecases.import_people(runtime(ctx).sessions(), file, dry_run=dry_run, partial=partial)
     counts = ", ".join(f"{k} {v}" for k, v in plan.counts().items())
     console.print(f"{'would import' if dry_run else 'imported'} {file}: {counts}")
 
@@ -169,9 +167,8 @@ def content_import(
     paths: Annotated[list[Path], typer.Argument(help="Tip pack YAML file(s).")],
 ) -> None:
     """Load tip packs; re-importing changes nothing, edits update, removals deactivate."""
-    with transaction(runtime(ctx).sessions()) as session:
-        results = [(path, content.import_pack(session, path)) for path in paths]
-    for path, result in results:
+    results = usecases.import_content(runtime(ctx).sessions(), paths)
+    for path, result in zip(paths, results, strict=True):
         counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
         console.print(f"imported {path}: {counts}")
         for warning in result.warnings:
@@ -194,35 +191,26 @@ def policy_import(
     rt = runtime(ctx)
     roles = [r.strip().lower() for r in audience.split(",") if r.strip()] or ["all"]
     factory = rt.sessions()
-    with transaction(factory) as session:
-        result = content.import_version(
-            session, file, slug=policy, label=version, title=title, editorial=editorial, audience=roles,
-            due_days=due_days or rt.settings.notice_due_days, timezone=rt.settings.timezone, now=utcnow(),
-        )
-        queued = None
-        if result.notice is not None and not dry_run:
-            queued = notices.queue_notice(session, rt.settings, result.notice, utcnow())
-        if result.notice is not None:
-            people = len(notices.audience_of(session, result.notice))
-            notice_line = (f"material change: notice #{result.notice.id} for {', '.join(roles)} ({people} people), "
-                           f"due {result.notice.due_on.isoformat()}")
-        label, sections = result.version.label, len(result.version.sections)
-        if dry_run:
-            session.rollback()
+    result = usecases.publish_policy_version(factory, rt.settings, file, slug=policy, label=version, title=title,
+                                             editorial=editorial, audience=roles, due_days=due_days, now=utcnow(),
+                                             dry_run=dry_run)
     if result.status == "unchanged":
-        console.print(f"{policy}: text identical to version {label}; nothing stored")
+        console.print(f"{policy}: text identical to version {result.label}; nothing stored")
         return
     counts = Counter(c.status for c in result.changes)
     detail = ", ".join(f"{counts[k]} {k}" for k in ("added", "changed", "removed", "editorial", "unchanged") if counts[k])
     verb = "would store" if dry_run else "stored"
-    console.print(f"{policy}: {verb} version {label} with {sections} sections" + (f" ({detail})" if detail else ""))
+    console.print(f"{policy}: {verb} version {result.label} with {result.sections} sections"
+                  + (f" ({detail})" if detail else ""))
     _print_changes(result.changes)
-    if result.notice is not None:
-        console.print(("would send " if dry_run else "") + notice_line)
+    if result.notice_id is not None:
+        console.print(("would send " if dry_run else "") +
+                      f"material change: notice #{result.notice_id} for {', '.join(roles)} "
+                      f"({result.audience_size} people), due {result.due_on.isoformat()}")
     elif result.changes:
         console.print("editorial change: stored, no notice" + (" (--editorial)" if editorial else ""))
-    if queued is not None:
-        console.print(f"queued {queued.emails} email(s) and {queued.canvas_posts} Canvas post(s)")
+    if result.queued is not None:
+        console.print(f"queued {result.queued.emails} email(s) and {result.queued.canvas_posts} Canvas post(s)")
         _dispatch(rt.settings, factory)
 
 
@@ -298,12 +286,8 @@ def digest_send(
     _check_week(week)
     rt = runtime(ctx)
     factory = rt.sessions()
-    calendar = calendar_for(rt.settings)
-    with transaction(factory) as session:
-        result = digests.compose(session, rt.settings, utcnow(), calendar, week=week, dry_run=dry_run)
-        posts = canvas.compose_weekly(session, rt.settings, utcnow(), calendar, week=week)
-        if dry_run:
-            session.rollback()
+    queued = usecases.send_week(factory, rt.settings, utcnow(), week=week, dry_run=dry_run)
+    result, posts = queued.digests, queued.canvas
     skipped = sum(result.blackout.values())
     verb = "would compose" if dry_run else "composed"
     console.print(f"{verb} {result.composed} digest(s) for channel email ({rt.settings.email_backend}); "
@@ -329,14 +313,10 @@ def dispatch(ctx: typer.Context) -> None:
 def _dispatch(settings: Settings, factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
         due = outbox.count_due(session, utcnow())
-    dispatcher = Dispatcher(factory, settings)
-    try:
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("sending", total=due or None)
-            stats = dispatcher.drain(on_batch=lambda batch: progress.advance(task, batch.claimed))
-    finally:
-        dispatcher.close()
-    channels = ", ".join(sorted(dispatcher.channels))
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("sending", total=due or None)
+        stats = usecases.dispatch(factory, settings, on_batch=lambda batch: progress.advance(task, batch.claimed))
+    channels = ", ".join(sorted(route_names(settings)))
     console.print(f"dispatched via {settings.email_backend} ({channels}): sent {stats.sent}, "
                   f"retrying later {stats.retried}, failed {stats.failed}, unconfirmed {stats.unconfirmed}")
     with transaction(factory) as session:
@@ -384,10 +364,7 @@ def escalate(
             raise NudgeError(f"--as-of {as_of!r} is not a date like 2026-12-01") from None
         moment = datetime.combine(day, time(12), ZoneInfo(rt.settings.timezone)).astimezone(UTC)
     factory = rt.sessions()
-    with transaction(factory) as session:
-        result = escalation.run_pass(session, rt.settings, moment)
-        if dry_run:
-            session.rollback()
+    result = usecases.daily_pass(factory, rt.settings, moment, dry_run=dry_run)
     verb = "would" if dry_run else "did"
     if result.paused:
         console.print(result.paused)
@@ -415,10 +392,7 @@ def report_supervisors(
     _check_week(week)
     rt = runtime(ctx)
     factory = rt.sessions()
-    with transaction(factory) as session:
-        result = reports.compose_summaries(session, rt.settings, utcnow(), week=week, dry_run=dry_run)
-        if dry_run:
-            session.rollback()
+    result = usecases.weekly_summaries(factory, rt.settings, utcnow(), week=week, dry_run=dry_run)
     verb = "would compose" if dry_run else "composed"
     console.print(f"{verb} {result.composed} supervisor summary(ies); {result.already} already sent this week, "
                   f"{result.nothing_to_report} with nothing to report, {result.not_due} not due yet")
@@ -574,9 +548,7 @@ def canvas_sync_reads(ctx: typer.Context, week: WeekOption = None) -> None:
     """Record who read this week's announcements (needs a token allowed to masquerade)."""
     _check_week(week)
     rt = runtime(ctx)
-    from jobs.canvas_read_sync import run as sync
-
-    result = sync(rt.sessions(), rt.settings, week=week)
+    result = usecases.sync_canvas_reads(rt.sessions(), rt.settings, utcnow(), week=week)
     console.print(f"checked {result.checked} read states, recorded {result.recorded} new Canvas reads")
     for error in result.errors:
         err_console.print(f"[red]error:[/] {error}", highlight=False)

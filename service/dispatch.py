@@ -1,4 +1,9 @@
-"""The dispatcher: drains due outbox rows through a channel. Safe to run several at once."""
+"""The dispatcher: drains due outbox rows through their channels. Safe to run several at once.
+
+It names no channel and no kind: it is given :class:`Route` values (a channel and
+how to render each kind of row it carries) by the composition root,
+:func:`service.usecases.dispatcher`.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,21 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from service import canvas, outbox
-from service.channels import Channel, Message, Result, email_channel
+from service import outbox
+from service.channels import Channel, Message, Result
 from service.config import Settings
 from service.db import in_ids, transaction
-from service.models import Delivery, DeliveryItem, Person, Tip, utcnow
-from service.rendering import DigestRenderer, LetterRenderer
-from service.engagement import make_links, note_digests_sent
+from service.models import Delivery, DeliveryItem, Tip, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -29,30 +34,46 @@ log = logging.getLogger(__name__)
 RECOVERY_INTERVAL_SECONDS = 30.0
 
 
+class BatchRenderer(Protocol):
+    """Renders claimed rows of one channel and kind: a message each, or the reason it cannot be sent."""
+
+    def render(self, session: Session, ids: list[int]) -> dict[int, Message | Result]: ...
+
+
+class EachRow:
+    """A :class:`BatchRenderer` over a one-row renderer: loads the rows with what they carry."""
+
+    def __init__(self, render_one: Callable[[Delivery], Message]):
+        self.render_one = render_one
+
+    def render(self, session: Session, ids: list[int]) -> dict[int, Message | Result]:
+        rendered: dict[int, Message | Result] = {}
+        for delivery in session.scalars(
+            select(Delivery).where(in_ids(session, Delivery.id, ids)).order_by(Delivery.id)
+            .options(selectinload(Delivery.person),
+                     selectinload(Delivery.items).selectinload(DeliveryItem.tip).selectinload(Tip.policy),
+                     selectinload(Delivery.items).selectinload(DeliveryItem.notice))
+        ):
+            try:
+                rendered[delivery.id] = self.render_one(delivery)
+            except (ValueError, KeyError) as exc:
+                rendered[delivery.id] = Result.failed(f"cannot render: {exc}")
+        return rendered
+
+
+OnSent = Callable[[Session, list[tuple[int | None, str]], datetime], None]  # (person, kind) of rows sent
+
+
 @dataclass(frozen=True)
-class Recipient:
-    """Who a digest goes to: all the renderer needs of a person."""
+class Route:
+    """One channel (by the name outbox rows carry) and its renderers by kind ("*": any kind)."""
 
-    email: str
     name: str
+    channel: Channel
+    renderers: Mapping[str, BatchRenderer]
 
-
-class TipCache:
-    """Tips (with their policy) kept between batches; one small query per batch spots edited ones."""
-
-    def __init__(self) -> None:
-        self._tips: dict[int, Tip] = {}
-
-    def refresh(self, session: Session, ids: set[int]) -> None:
-        stamps = dict(session.execute(select(Tip.id, Tip.updated_at).where(Tip.id.in_(ids))).tuples().all())
-        missing = [i for i in ids if i not in self._tips or self._tips[i].updated_at != stamps.get(i)]
-        if missing:
-            for tip in session.scalars(select(Tip).where(Tip.id.in_(missing)).options(selectinload(Tip.policy))):
-                session.expunge(tip)
-                self._tips[tip.id] = tip
-
-    def get(self, ids: list[int]) -> list[Tip]:
-        return [self._tips[i] for i in ids]
+    def renderer(self, kind: str) -> BatchRenderer | None:
+        return self.renderers.get(kind) or self.renderers.get("*")
 
 
 @dataclass
@@ -90,43 +111,25 @@ class Dispatcher:
         self,
         factory: sessionmaker[Session],
         settings: Settings,
-        channels: dict[str, Channel] | None = None,
+        routes: Sequence[Route],
         *,
         worker: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        on_sent: OnSent | None = None,
     ):
-        """``channels`` maps a delivery's channel ("email", "canvas") to its sender; by default
-        email uses NUDGE_EMAIL_BACKEND and Canvas is on when configured."""
+        """``on_sent`` hears, in the transaction that records them, which rows were sent."""
         self.factory = factory
+        self.on_sent = on_sent
         self.settings = settings
-        if channels is None:
-            channels = {"email": email_channel(settings)}
-            if settings.canvas_enabled:
-                from service.channels.canvas import CanvasChannel
-
-                channels[canvas.CHANNEL] = CanvasChannel(settings)
-        self.channels = channels
+        self.routes = {route.name: route for route in routes}
+        self.channels = {route.name: route.channel for route in routes}
         self.worker = worker or default_worker_id()
         self.clock = clock
         self.stopping = threading.Event()
         self._recover_at: datetime | None = None  # next look for rows a dead dispatcher left behind
-        with transaction(factory) as session:
-            links = make_links(session, settings)
-        self.digests = DigestRenderer(settings.base_url, settings.organisation, links)
-        self.tips = TipCache()
-        self.letters = LetterRenderer(settings.base_url, settings.organisation, links)
-        self.canvas_posts = canvas.CanvasRenderer(settings.base_url, links)
-
-    def _renderer(self, delivery: Delivery):
-        if delivery.channel == canvas.CHANNEL:
-            return self.canvas_posts
-        if delivery.kind == "digest":
-            return self.digests
-        return self.letters if delivery.kind in self.letters.kinds else None
 
     def active_channels(self, session: Session) -> set[str]:
-        names = set(self.channels)
-        return names - outbox.paused_channels(session)
+        return set(self.routes) - outbox.paused_channels(session)
 
     def _prepare(self) -> Batch:
         """Claim due rows (leased) and render them."""
@@ -176,7 +179,8 @@ class Dispatcher:
             counts, sent = outbox.record_results(session, outcomes, {i: batch.attempts.get(i, 0) + 1
                                                                      for i, _ in outcomes},
                                                  self.worker, now, self.settings.dispatch_max_attempts)
-            note_digests_sent(session, [person for person, kind in sent if kind == "digest" and person], now)
+            if self.on_sent is not None and sent:
+                self.on_sent(session, sent, now)
             for delivery_id, result in outcomes:
                 if result.status == "paused":
                     outbox.pause(session, batch.channels_of[delivery_id], result.error or "configuration error", now)
@@ -186,50 +190,23 @@ class Dispatcher:
     def _build(
         self, session: Session, ids: list[int]
     ) -> tuple[list[Message], dict[int, Result], dict[int, int], dict[int, str]]:
-        """Render the claimed rows. Digests (the bulk) take a lean path: plain rows, tips from a cache."""
-        heads = session.execute(
-            select(Delivery.id, Delivery.kind, Delivery.channel, Delivery.attempts, Delivery.subject,
-                   Delivery.payload, Person.email, Person.name)
-            .outerjoin(Person, Person.id == Delivery.person_id)
-            .where(in_ids(session, Delivery.id, ids)).order_by(Delivery.id)
-        ).all()
+        """Render the claimed rows, each group of one channel and kind by its route's renderer."""
+        heads = session.execute(select(Delivery.id, Delivery.kind, Delivery.channel, Delivery.attempts)
+                                .where(in_ids(session, Delivery.id, ids)).order_by(Delivery.id)).all()
         attempts = {h.id: h.attempts for h in heads}
         channels_of = {h.id: h.channel for h in heads}
-        digest_ids = [h.id for h in heads if h.kind == "digest" and h.channel == "email"]
-        tips_of: dict[int, list[int]] = {}
-        for delivery_id, tip_id in session.execute(
-            select(DeliveryItem.delivery_id, DeliveryItem.tip_id)
-            .where(in_ids(session, DeliveryItem.delivery_id, digest_ids), DeliveryItem.tip_id.is_not(None))
-            .order_by(DeliveryItem.delivery_id, DeliveryItem.position)
-        ):
-            tips_of.setdefault(delivery_id, []).append(tip_id)
-        messages: list[Message] = []
-        broken: dict[int, Result] = {}
-        others = []
-        if tips_of:
-            self.tips.refresh(session, {t for tips in tips_of.values() for t in tips})
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for head in heads:
-            if head.id not in tips_of:
-                others.append(head.id)
-                continue
-            tips = self.tips.get(tips_of[head.id])
-            messages.append(self.digests.message(head.id, Recipient(head.email, head.name), tips, head.subject,
-                                                 head.payload["week"]))
-        deliveries = session.scalars(
-            select(Delivery).where(Delivery.id.in_(others))
-            .options(selectinload(Delivery.person),
-                     selectinload(Delivery.items).selectinload(DeliveryItem.tip).selectinload(Tip.policy))
-            .order_by(Delivery.id)
-        ).all() if others else []
-        for delivery in deliveries:
-            renderer = self._renderer(delivery)
+            groups[(head.channel, head.kind)].append(head.id)
+        rendered: dict[int, Message | Result] = {}
+        for (channel, kind), group in groups.items():
+            renderer = self.routes[channel].renderer(kind)
             if renderer is None:
-                broken[delivery.id] = Result.failed(f"no renderer for {delivery.kind!r} {delivery.channel} deliveries")
-                continue
-            try:
-                messages.append(renderer.render(delivery))
-            except (ValueError, KeyError) as exc:
-                broken[delivery.id] = Result.failed(f"cannot render: {exc}")
+                rendered |= {i: Result.failed(f"no renderer for {kind!r} {channel} deliveries") for i in group}
+            else:
+                rendered |= renderer.render(session, group)
+        messages = [rendered[i] for i in sorted(rendered) if isinstance(rendered[i], Message)]
+        broken = {i: r for i, r in rendered.items() if isinstance(r, Result)}
         return messages, broken, attempts, channels_of
 
     def drain(self, on_batch: Callable[[DispatchStats], None] | None = None) -> DispatchStats:

@@ -22,6 +22,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import canvas_read_sync, escalations, retention, supervisor_summary, weekly_digest
+from service import usecases
 from service.config import Settings
 from service.dispatch import Dispatcher, DispatchStats
 from service.models import utcnow
@@ -40,8 +42,6 @@ class Job:
 
 def job_list(factory: sessionmaker[Session], settings: Settings) -> list[Job]:
     """Every scheduled job, with a fixed id (so a restart replaces rather than duplicates)."""
-    from jobs import canvas_read_sync, escalations, retention, supervisor_summary, weekly_digest
-
     zone = settings.timezone
     jobs = [
         Job("compose_digests", lambda: weekly_digest.run(factory, settings), IntervalTrigger(hours=1)),
@@ -110,7 +110,7 @@ class Background:
         return self.scheduler is not None
 
     def start(self) -> None:
-        self.dispatcher = Dispatcher(self.factory, self.settings)
+        self.dispatcher = usecases.dispatcher(self.factory, self.settings)
         for name, target in (("dispatcher", self._dispatch_loop), ("leader-election", self._election_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()

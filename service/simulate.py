@@ -29,21 +29,17 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from jobs import escalations as escalation_job
-from jobs import supervisor_summary, weekly_digest
-from service import content, notices
 from service.channels import InlineImage, Message, Skeleton
 from service.channels.mime import build_mime
 from service.config import Settings
-from service.content import import_pack
-from service.db import make_engine, make_sessionmaker, transaction
-from service.dispatch import Dispatcher
+from service.db import make_engine, make_sessionmaker
 from service.doubles.canvas import CanvasDouble
 from service.doubles.sendgrid import ReceivedEmail, SendGridDouble
 from service.db.migrate import upgrade
 from service.models import Delivery, EngagementEvent, Escalation, Person
 from service.paths import CONTENT_DIR
-from service.roster import import_roster
+from service.web.app import create_app
+from service import usecases
 
 START = date(2026, 9, 7)  # a Monday: the simulated term starts here, whatever today is
 PERSONAS = ("engaged", "skimmer", "scanner", "never", "bouncing")
@@ -168,20 +164,6 @@ def run(
     if people is not None and people != 40:
         roster = workdir / "roster.csv"
         generated_roster(roster, people, rng)
-    with transaction(factory) as session:
-        import_pack(session, CONTENT_DIR / "social_media.yaml")
-        content.import_version(session, CONTENT_DIR / "policies" / "social-media-v1.txt", slug="social-media",
-                                label="1", now=clock() - timedelta(days=200))
-        import_roster(session, roster, now=clock() - timedelta(days=60))
-        staff = list(session.scalars(select(Person).order_by(Person.email)))
-    order = list(range(len(staff)))
-    rng.shuffle(order)
-    persona: dict[int, str] = {}
-    for rank, index in enumerate(order):
-        persona[staff[index].id] = PERSONAS[rank] if rank < len(PERSONAS) else rng.choices(PERSONAS, WEIGHTS)[0]
-    result.personas = {p: sum(1 for v in persona.values() if v == p) for p in PERSONAS}
-    email_to_id = {p.email: p.id for p in staff}
-
     sendgrid, canvas = SendGridDouble(), CanvasDouble()
     sendgrid.start()
     canvas.start()
@@ -193,11 +175,23 @@ def run(
         secret_key=SecretStr(f"simulation-{seed}"), base_url=result.base_url, admin_token=SecretStr("demo"),
         admin_email="admin@example.org", outbox_dir=str(outbox_dir), organisation="The Blake School (simulated)",
     )
-    from service.web.app import create_app
+    usecases.import_content(factory, [CONTENT_DIR / "social_media.yaml"])
+    usecases.publish_policy_version(factory, settings, CONTENT_DIR / "policies" / "social-media-v1.txt",
+                                    slug="social-media", label="1", now=clock() - timedelta(days=200))
+    usecases.import_people(factory, roster, now=clock() - timedelta(days=60))
+    with factory() as session:
+        staff = list(session.execute(select(Person.id, Person.email).order_by(Person.email)))
+    order = list(range(len(staff)))
+    rng.shuffle(order)
+    persona: dict[int, str] = {}
+    for rank, index in enumerate(order):
+        persona[staff[index].id] = PERSONAS[rank] if rank < len(PERSONAS) else rng.choices(PERSONAS, WEIGHTS)[0]
+    result.personas = {p: sum(1 for v in persona.values() if v == p) for p in PERSONAS}
+    email_to_id = {p.email: p.id for p in staff}
 
     web = _Web(create_app(settings, factory, clock=clock), port)
     app_opens = web.server.config.app.state.opens
-    dispatcher = Dispatcher(factory, settings, clock=clock)
+    dispatcher = usecases.dispatcher(factory, settings, clock=clock)
     http = httpx.Client(timeout=30)
     seen = 0
 
@@ -282,22 +276,19 @@ def run(
             for day in range(7):
                 today = monday + timedelta(days=day)
                 clock.now = datetime.combine(today, day_time(8), zone).astimezone(UTC)
-                weekly_digest.run(factory, settings, clock())  # the hourly tick; Monday's digests and Canvas post
+                usecases.send_week(factory, settings, clock())  # the hourly tick; Monday's digests and Canvas post
                 dispatch_and_read()
                 if week == 2 and day == 1:  # the policy changes in week 3
                     clock.now = datetime.combine(today, day_time(10), zone).astimezone(UTC)
-                    with transaction(factory) as session:
-                        update = content.import_version(
-                            session, CONTENT_DIR / "policies" / "social-media-v2.txt", slug="social-media",
-                            label="2", due_days=settings.notice_due_days, timezone=settings.timezone, now=clock())
-                        notices.queue_notice(session, settings, update.notice, clock())
+                    usecases.publish_policy_version(factory, settings, CONTENT_DIR / "policies" / "social-media-v2.txt",
+                                                    slug="social-media", label="2", now=clock())
                     dispatch_and_read()
                 clock.now = datetime.combine(today, day_time(12), zone).astimezone(UTC)
-                escalation_job.run(factory, settings, clock())
+                usecases.daily_pass(factory, settings, clock())
                 dispatch_and_read()
                 if today.weekday() == 4:
                     clock.now = datetime.combine(today, day_time(16), zone).astimezone(UTC)
-                    supervisor_summary.run(factory, settings, clock())
+                    usecases.weekly_summaries(factory, settings, clock())
                     dispatch_and_read()
             row = counts(start, start + timedelta(days=7))
             row.week = f"{monday.isocalendar()[0]}-W{monday.isocalendar()[1]:02d}"

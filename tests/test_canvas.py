@@ -12,7 +12,7 @@ from service.channels.canvas import CanvasAPI, CanvasChannel
 from service.channels.outbox import OutboxChannel
 from service.weeks import SchoolCalendar, send_moment
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service import usecases
 from service.doubles.canvas import CanvasDouble
 from service.models import ChannelPause, Delivery, EngagementEvent, Person
 from tests.helpers import run_cli
@@ -46,7 +46,7 @@ def make_dispatcher(factory, settings, sleeps=None, clock=lambda: BEFORE):
     api = CanvasAPI(settings.canvas_api_url, settings.canvas_api_key.get_secret_value(),
                     sleep=sleeps if sleeps is not None else Sleeps())
     channels = {"email": OutboxChannel(settings), "canvas": CanvasChannel(settings, api)}
-    return Dispatcher(factory, settings, channels, clock=clock), api
+    return usecases.dispatcher(factory, settings, channels, clock=clock), api
 
 
 def compose_week(factory, settings, now=BEFORE):

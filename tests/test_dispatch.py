@@ -13,7 +13,7 @@ from service.channels.sendgrid import SendGridChannel
 from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, Person, Tip
 from tests.conftest import REPO, add_people
@@ -46,7 +46,7 @@ class Clock:
 
 def test_sendgrid_sends_1000_digests_in_at_most_two_calls(factory, sendgrid_settings, sendgrid_double) -> None:
     prepare(factory, sendgrid_settings, 1000)
-    dispatcher = Dispatcher(factory, sendgrid_settings, clock=Clock(NOW))
+    dispatcher = make_dispatcher(factory, sendgrid_settings, clock=Clock(NOW))
     stats = dispatcher.drain()
     assert stats.sent == 1000
     assert len(sendgrid_double.requests) <= 2
@@ -68,7 +68,7 @@ def test_sendgrid_sends_1000_digests_in_at_most_two_calls(factory, sendgrid_sett
 
 def test_the_email_sendgrid_delivers_is_exactly_the_local_rendering(factory, sendgrid_settings, sendgrid_double) -> None:
     prepare(factory, sendgrid_settings, 5)
-    Dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
+    make_dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
     from service.digests import preview
 
     for received in sendgrid_double.emails:
@@ -84,7 +84,7 @@ def test_429_then_success_honours_retry_after(factory, sendgrid_settings, sendgr
     prepare(factory, sendgrid_settings, 20)
     sendgrid_double.inject(Fault(status=429, retry_after=120))
     clock = Clock(NOW)
-    dispatcher = Dispatcher(factory, sendgrid_settings, clock=clock)
+    dispatcher = make_dispatcher(factory, sendgrid_settings, clock=clock)
     first = dispatcher.drain()
     assert (first.sent, first.retried) == (0, 20)
     with factory() as s:
@@ -102,7 +102,7 @@ def test_500_and_dropped_connections_retry_until_delivered_once(factory, sendgri
     prepare(factory, sendgrid_settings, 10)
     sendgrid_double.inject(Fault(status=500), Fault(drop=True), Fault(status=503))
     clock = Clock(NOW)
-    dispatcher = Dispatcher(factory, sendgrid_settings, clock=clock)
+    dispatcher = make_dispatcher(factory, sendgrid_settings, clock=clock)
     for _ in range(5):
         dispatcher.drain()
         clock.now += timedelta(hours=1)
@@ -116,7 +116,7 @@ def test_400_fails_for_good_with_the_reason(factory, sendgrid_settings, sendgrid
     prepare(factory, sendgrid_settings, 3)
     sendgrid_double.inject(Fault(status=400))
     clock = Clock(NOW)
-    dispatcher = Dispatcher(factory, sendgrid_settings, clock=clock)
+    dispatcher = make_dispatcher(factory, sendgrid_settings, clock=clock)
     dispatcher.drain()
     clock.now += timedelta(days=1)
     dispatcher.drain()
@@ -129,7 +129,7 @@ def test_400_fails_for_good_with_the_reason(factory, sendgrid_settings, sendgrid
 def test_wrong_api_key_is_a_permanent_401(factory, sendgrid_settings, sendgrid_double) -> None:
     prepare(factory, sendgrid_settings, 2)
     sendgrid_double.api_key = "SG.other"
-    Dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
+    make_dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
     assert statuses(factory) == {"failed": 2}
 
 
@@ -138,7 +138,7 @@ def test_retries_are_bounded(factory, sendgrid_settings, sendgrid_double) -> Non
     settings = sendgrid_settings.model_copy(update={"dispatch_max_attempts": 3})
     sendgrid_double.inject(*[Fault(status=500)] * 10)
     clock = Clock(NOW)
-    dispatcher = Dispatcher(factory, settings, clock=clock)
+    dispatcher = make_dispatcher(factory, settings, clock=clock)
     for _ in range(6):
         dispatcher.drain()
         clock.now += timedelta(hours=2)
@@ -148,7 +148,7 @@ def test_retries_are_bounded(factory, sendgrid_settings, sendgrid_double) -> Non
 
 def test_outbox_backend_writes_multipart_eml_files(factory, settings, tmp_path) -> None:
     prepare(factory, settings, 3)
-    Dispatcher(factory, settings, clock=Clock(NOW)).drain()
+    make_dispatcher(factory, settings, clock=Clock(NOW)).drain()
     files = sorted((tmp_path / "outbox" / "digest").glob("*.eml"))
     assert len(files) == 3
     parsed = email.message_from_bytes(files[0].read_bytes(), policy=policy.default)
@@ -163,7 +163,7 @@ def test_unsafe_markup_in_a_tip_never_reaches_an_email(factory, settings, tmp_pa
     prepare(factory, settings, 1)
     with factory() as s, s.begin():
         s.execute(update(Tip).values(body="Hi <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=y>"))
-    Dispatcher(factory, settings, clock=Clock(NOW)).drain()
+    make_dispatcher(factory, settings, clock=Clock(NOW)).drain()
     raw = next((tmp_path / "outbox" / "digest").glob("*.eml")).read_text()
     parsed = email.message_from_string(raw, policy=policy.default)
     html = parsed.get_body(("html",)).get_content()
@@ -181,7 +181,7 @@ def test_two_dispatchers_at_once_never_send_a_row_twice(factory, sendgrid_settin
     prepare(factory, sendgrid_settings, 600)
     settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 25})
     sendgrid_double.inject(*[Fault(delay=0.01)] * 40)
-    dispatchers = [Dispatcher(factory, settings, worker=f"w{i}", clock=Clock(NOW)) for i in range(2)]
+    dispatchers = [make_dispatcher(factory, settings, worker=f"w{i}", clock=Clock(NOW)) for i in range(2)]
     totals = []
     threads = [threading.Thread(target=lambda d=d: totals.append(d.drain())) for d in dispatchers]
     for t in threads:
@@ -237,7 +237,7 @@ def test_a_notice_to_many_shares_one_rendering_and_keeps_each_readers_name_and_l
         queue_notice(s, sendgrid_settings, notice, NOW)
         s.execute(update(Delivery).where(Delivery.kind == "digest").values(status="skipped"))
     settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 1000})
-    assert Dispatcher(factory, settings, clock=Clock(NOW)).drain().sent == 600
+    assert make_dispatcher(factory, settings, clock=Clock(NOW)).drain().sent == 600
     assert len(sendgrid_double.requests) == 1  # one rendering, 600 personalizations
     with factory() as s:
         links = make_links(s, settings)

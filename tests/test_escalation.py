@@ -12,7 +12,7 @@ from service.channels.outbox import OutboxChannel
 from service.content import import_pack
 from service.weeks import Blackout, SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.escalation import paused_days, run_pass
 from service.models import (
     Delivery,
@@ -69,7 +69,7 @@ def send_week(factory, settings, n: int) -> datetime:
     at = datetime.combine(START + timedelta(weeks=n), time(8), CHICAGO).astimezone(UTC)
     with factory() as s, s.begin():
         compose(s, settings, at, NO_BREAKS)
-    Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: at).drain()
+    make_dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: at).drain()
     return at
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, utcnow
 from tests.conftest import REPO
@@ -48,7 +48,7 @@ def test_kill_and_rerun_sends_each_tip_digest_at_most_once(factory, sendgrid_set
 
     time.sleep(2.5)  # the dead dispatcher's lease runs out; its in-flight request has finished
     received_before_rerun = len(sendgrid_double.emails)
-    Dispatcher(factory, settings).drain()
+    make_dispatcher(factory, settings).drain()
 
     with factory() as s:
         by_status = dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples().all())

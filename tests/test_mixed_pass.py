@@ -13,7 +13,7 @@ from sqlalchemy import select
 from jobs import escalations, weekly_digest
 from service.channels.outbox import OutboxChannel
 from service.content import import_pack
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.models import Delivery, DeliveryItem
 from service.content import import_version
 from service.notices import queue_notice
@@ -34,7 +34,7 @@ def at(day: date, hour: int) -> datetime:
 
 
 def dispatch(factory, settings, now: datetime) -> None:
-    dispatcher = Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: now)
+    dispatcher = make_dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: now)
     dispatcher.drain()
     dispatcher.close()
 

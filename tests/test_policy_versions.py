@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose, preview
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.doubles.canvas import CanvasDouble
 from service.models import Delivery, DeliveryItem, Notice, Person, PolicyVersion, Tip
 from service.policy import compare, split_sections, summary_html
@@ -169,7 +169,7 @@ def test_an_acknowledgement_of_the_old_version_does_not_count(factory, with_v1, 
             queue_notice(s, web_settings, second, NOW + timedelta(days=1))
     finally:
         path.unlink()
-    Dispatcher(factory, web_settings, clock=lambda: NOW + timedelta(days=1)).drain()
+    make_dispatcher(factory, web_settings, clock=lambda: NOW + timedelta(days=1)).drain()
     links = Links(web_settings.base_url, Signer(web_settings.secret_keys))
     with factory() as s:
         ann = s.scalar(select(Person).where(Person.email == "chloe.martin@example.org"))

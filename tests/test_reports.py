@@ -15,7 +15,7 @@ from service.channels.outbox import OutboxChannel
 from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.models import Delivery, EngagementEvent, Escalation, Person
 from service.reports import compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
 from service.roster import import_roster
@@ -54,7 +54,7 @@ def team(factory, settings, tmp_path: Path):
     for week, monday in (("2026-W48", at(-7, 8)), (WEEK, at(0, 8))):
         with factory() as s, s.begin():
             compose(s, settings, monday, SchoolCalendar(), week=week)
-        Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda m=monday: m).drain()
+        make_dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda m=monday: m).drain()
     with factory() as s:  # closed at once: an open read would block the next test's TRUNCATE on PostgreSQL
         ids = {p.email: p.id for p in s.scalars(select(Person))}
         digest = {pid: d for d, pid in s.execute(select(Delivery.id, Delivery.person_id)
@@ -132,7 +132,7 @@ def test_summaries_once_a_week_only_with_something_to_report(factory, settings, 
     with factory() as s, s.begin():
         quiet = compose_summaries(s, settings, at(4 + 28, 16))  # a week with no digests and nothing pending
     assert quiet.composed == 0 and quiet.nothing_to_report == 3
-    Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: friday).drain()
+    make_dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: friday).drain()
     files = list((Path(settings.outbox_dir) / "summary").glob("*.eml"))
     assert len(files) == 3
     for path in files:
@@ -200,7 +200,7 @@ def test_the_summary_links_to_a_read_only_view_of_that_team(factory, settings, t
     friday = at(4, 16)
     with factory() as s, s.begin():
         compose_summaries(s, settings, friday)
-    Dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: friday).drain()
+    make_dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: friday).drain()
     texts = {}
     for path in (Path(settings.outbox_dir) / "summary").glob("*.eml"):
         message = email.message_from_bytes(path.read_bytes(), policy=policy.default)

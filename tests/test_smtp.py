@@ -9,7 +9,7 @@ from aiosmtpd.controller import Controller
 
 from service.channels import Message, Skeleton
 from service.channels.smtp import SmtpChannel
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from tests.test_dispatch import NOW, Clock, prepare, statuses
 
 
@@ -49,7 +49,7 @@ def test_digests_go_out_over_one_reused_smtp_connection(factory, settings, smtp_
     collector, port = smtp_server
     smtp = settings.model_copy(update={"email_backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port})
     prepare(factory, smtp, 12)
-    Dispatcher(factory, smtp, clock=Clock(NOW)).drain()
+    make_dispatcher(factory, smtp, clock=Clock(NOW)).drain()
     assert statuses(factory) == {"sent": 12}
     assert len(collector.messages) == 12
     assert len(collector.sessions) == 1  # one connection for the whole batch

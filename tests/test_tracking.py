@@ -13,7 +13,7 @@ from sqlalchemy import select
 from service import canvas
 from service.weeks import SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.models import Acknowledgement, AppSecret, Delivery, EngagementEvent, Person, utcnow
 from service.engagement import ACK, CLICK, OPEN, Links, Rules, Signer, TokenData, signing_keys
 from tests.conftest import REPO
@@ -29,7 +29,7 @@ def sent(factory, loaded, web_settings):
     an_hour_ago = utcnow() - timedelta(hours=1)
     with factory() as s, s.begin():
         compose(s, web_settings, an_hour_ago, SchoolCalendar(), week=WEEK)
-    Dispatcher(factory, web_settings, clock=lambda: an_hour_ago).drain()
+    make_dispatcher(factory, web_settings, clock=lambda: an_hour_ago).drain()
     with factory() as s:
         return {p.email: d.id for d, p in s.execute(select(Delivery, Person).join(Person, Person.id == Delivery.person_id))}
 

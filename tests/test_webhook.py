@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from service.weeks import SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.models import EngagementEvent, Person, utcnow
 from tests.conftest import add_people
 
@@ -29,7 +29,7 @@ def delivered(factory, web_settings, sendgrid_double):
     an_hour_ago = utcnow() - timedelta(hours=1)
     with factory() as s, s.begin():
         compose(s, settings, an_hour_ago, SchoolCalendar(), week="2026-W49")
-    Dispatcher(factory, settings, clock=lambda: an_hour_ago).drain()
+    make_dispatcher(factory, settings, clock=lambda: an_hour_ago).drain()
     assert len(sendgrid_double.emails) == 10
     return sendgrid_double.emails
 

@@ -1,125 +1,37 @@
-"""Delivery channels. Each module implements :class:`Channel` for one way of sending.
+"""Delivery channels: one module per way of sending, each behind :class:`Channel`.
 
-A channel gets a batch of messages and answers, per message, sent (with the
-provider's id), retry later (with an optional Retry-After) or failed for good.
-Adding a channel touches one new module and :func:`email_channel`.
+A deployment has two routes: ``email`` (the backend NUDGE_EMAIL_BACKEND names)
+and ``canvas`` (when Canvas is configured). Adding an email backend is one new
+module and one line in :data:`EMAIL_BACKENDS`; nothing else names a channel.
 """
 
-from __future__ import annotations
-
-import re
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
+from service.channels.base import Channel, InlineImage, Message, Result, Skeleton, placeholder
+from service.channels.canvas import CanvasChannel
+from service.channels.outbox import OutboxChannel
+from service.channels.sendgrid import SendGridChannel
+from service.channels.smtp import SmtpChannel
 from service.config import Settings
 
-
-@dataclass(frozen=True)
-class Skeleton:
-    """Content shared by many recipients, with ``-pn_key-`` placeholders for per-person values."""
-
-    subject: str
-    html: str
-    text: str
-    inline_images: tuple[InlineImage, ...] = ()
-
-
-@dataclass(frozen=True)
-class InlineImage:
-    content_id: str
-    data: bytes
-    mime_subtype: str = "png"
-    filename: str = "image.png"
-
-
-PLACEHOLDER = re.compile(r"-pn_[a-z_]+-")
-
-
-def placeholder(name: str) -> str:
-    return f"-pn_{name}-"
-
-
-@dataclass
-class Message:
-    """One email to one person: a shared skeleton plus that person's values."""
-
-    delivery_id: int
-    kind: str
-    to_email: str
-    to_name: str
-    skeleton: Skeleton
-    values: dict[str, str] = field(default_factory=dict)  # placeholder -> value
-    custom_args: dict[str, str] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)  # channel-specific (a Canvas course, sections...)
-
-    def fill(self, text: str) -> str:
-        if not self.values:
-            return text
-        return PLACEHOLDER.sub(lambda m: self.values.get(m.group(0), m.group(0)), text)
-
-    @property
-    def subject(self) -> str:
-        return self.fill(self.skeleton.subject)
-
-    @property
-    def html(self) -> str:
-        return self.fill(self.skeleton.html)
-
-    @property
-    def text(self) -> str:
-        return self.fill(self.skeleton.text)
-
-
-@dataclass(frozen=True)
-class Result:
-    """What happened to one message: ``status`` is sent, retry, failed or paused.
-
-    ``paused`` means the channel is misconfigured (bad token, wrong course): the
-    message waits, unharmed, until an admin fixes the settings.
-    """
-
-    status: str
-    provider_id: str | None = None
-    error: str | None = None
-    retry_after: float | None = None
-
-    @classmethod
-    def sent(cls, provider_id: str | None) -> Result:
-        return cls("sent", provider_id=provider_id)
-
-    @classmethod
-    def retry(cls, error: str, retry_after: float | None = None) -> Result:
-        return cls("retry", error=error, retry_after=retry_after)
-
-    @classmethod
-    def failed(cls, error: str) -> Result:
-        return cls("failed", error=error)
-
-    @classmethod
-    def paused(cls, error: str) -> Result:
-        return cls("paused", error=error)
-
-
-class Channel(Protocol):
-    name: str
-
-    def send(self, messages: list[Message]) -> list[Result]:
-        """Send a batch; return one Result per message, in order. Never raises for a send error."""
-        ...
-
-    def close(self) -> None: ...
+EMAIL_BACKENDS: dict[str, type[Channel]] = {"outbox": OutboxChannel, "smtp": SmtpChannel, "sendgrid": SendGridChannel}
 
 
 def email_channel(settings: Settings) -> Channel:
     """The email backend chosen by NUDGE_EMAIL_BACKEND."""
-    if settings.email_backend == "smtp":
-        from service.channels.smtp import SmtpChannel
+    return EMAIL_BACKENDS[settings.email_backend](settings)
 
-        return SmtpChannel(settings)
-    if settings.email_backend == "sendgrid":
-        from service.channels.sendgrid import SendGridChannel
 
-        return SendGridChannel(settings)
-    from service.channels.outbox import OutboxChannel
+def route_names(settings: Settings) -> list[str]:
+    """The names outbox rows carry for the channels this deployment sends through."""
+    return ["email", CanvasChannel.name] if settings.canvas_enabled else ["email"]
 
-    return OutboxChannel(settings)
+
+def from_settings(settings: Settings) -> dict[str, Channel]:
+    """Every channel this deployment sends through, by the name its outbox rows carry."""
+    channels = {"email": email_channel(settings)}
+    if settings.canvas_enabled:
+        channels[CanvasChannel.name] = CanvasChannel(settings)
+    return channels
+
+
+__all__ = ["Channel", "EMAIL_BACKENDS", "InlineImage", "Message", "Result", "Skeleton", "email_channel",
+           "from_settings", "placeholder", "route_names"]

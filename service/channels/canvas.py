@@ -36,8 +36,8 @@ from canvasapi.exceptions import (
     Unauthorized,
 )
 
-from service.channels import Message, Result
-from service.config import Settings
+from service.channels.base import Message, Result
+from service.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -224,8 +224,6 @@ class CanvasAPI:
 
 def api_from_settings(settings: Settings, **kwargs: Any) -> CanvasAPI:
     if not (settings.canvas_api_url and settings.canvas_api_key):
-        from service.config import ConfigError
-
         raise ConfigError("CANVAS_API_URL and CANVAS_API_KEY: both are needed for Canvas")
     return CanvasAPI(settings.canvas_api_url, settings.canvas_api_key.get_secret_value(), **kwargs)
 

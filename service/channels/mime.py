@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 
-from service.channels import Message
+from service.channels.base import Message
 
 
 def build_mime(message: Message, from_email: str) -> EmailMessage:

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from service.channels import Message, Result, Skeleton
-from service.config import Settings
+from service.channels.base import Message, Result, Skeleton
+from service.config import ConfigError, Settings
 
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 10_000
@@ -36,8 +36,6 @@ class SendGridChannel:
 
     def __init__(self, settings: Settings):
         if settings.sendgrid_api_key is None:
-            from service.config import ConfigError
-
             raise ConfigError("SENDGRID_API_KEY: required when NUDGE_EMAIL_BACKEND=sendgrid")
         self.client = SendGridAPIClient(
             api_key=settings.sendgrid_api_key.get_secret_value(), host=settings.sendgrid_host

@@ -5,7 +5,7 @@ from __future__ import annotations
 import smtplib
 import socket
 
-from service.channels import Message, Result
+from service.channels.base import Message, Result
 from service.channels.mime import build_mime
 from service.config import Settings
 

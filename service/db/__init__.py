@@ -36,10 +36,17 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back everything on error."""
-    with factory() as session, session.begin():
-        yield session
+def transaction(factory: sessionmaker[Session], *, dry_run: bool = False) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back everything on error (and always on a dry run)."""
+    with factory() as session:
+        if dry_run:
+            try:
+                yield session
+            finally:
+                session.rollback()
+        else:
+            with session.begin():
+                yield session
 
 
 def is_postgres(session_or_engine: Session | Engine) -> bool:

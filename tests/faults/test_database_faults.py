@@ -12,7 +12,7 @@ from service.content import import_pack
 from service.db import make_engine, make_sessionmaker
 from service.weeks import SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, utcnow
 from tests.conftest import REPO, add_people
@@ -82,7 +82,7 @@ def test_a_killed_connection_during_dispatch_recovers(pg_only, factory, sendgrid
         compose(s, settings, utcnow() - timedelta(minutes=1), SchoolCalendar(), week="2026-W50")
     sendgrid_double.inject(*[Fault(delay=0.2)] * 20)
     engine = make_engine(pg_only, connect_args={"application_name": "nudge-dispatch"})
-    dispatcher = Dispatcher(make_sessionmaker(engine), settings)
+    dispatcher = make_dispatcher(make_sessionmaker(engine), settings)
     done: list[int] = []
     thread = killer(pg_only, "nudge-dispatch", 0.5, done)
     try:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service.usecases import dispatcher as make_dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, Notice, Person, Policy, PolicyVersion, utcnow
 from tests.conftest import REPO, add_people
@@ -80,7 +80,7 @@ def test_kill_at_a_random_point_then_rerun(kind, seed, factory, sendgrid_setting
     before = len(sendgrid_double.emails)
     settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": BATCH, "dispatch_lease_seconds": 1,
                                                     "secret_key": None})
-    Dispatcher(factory, settings).drain()
+    make_dispatcher(factory, settings).drain()
     received = collections.Counter(e.to_email for e in sendgrid_double.emails)
     duplicates = sum(n - 1 for n in received.values())
     lost = PEOPLE - len(received)

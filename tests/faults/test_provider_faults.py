@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose
-from service.dispatch import Dispatcher
+from service import usecases
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, utcnow
 from tests.conftest import REPO, add_people
@@ -29,7 +29,7 @@ def test_sendgrid_storm_everything_delivered_once_retries_bounded(factory, sendg
              + [Fault(drop=True)] * 2 + [Fault(delay=0.3)] * 2)
     sendgrid_double.inject(*storm)
     clock = [now]
-    dispatcher = Dispatcher(factory, settings, clock=lambda: clock[0])
+    dispatcher = usecases.dispatcher(factory, settings, clock=lambda: clock[0])
     passes = 0
     while True:
         passes += 1
@@ -58,7 +58,7 @@ def test_permanent_400s_fail_with_their_reason_and_the_rest_go_out(factory, send
     with factory() as s, s.begin():
         compose(s, settings, utcnow() - timedelta(hours=1), SchoolCalendar(), week="2026-W50")
     sendgrid_double.inject(Fault(status=400))
-    Dispatcher(factory, settings).drain()
+    usecases.dispatcher(factory, settings).drain()
     with factory() as s:
         statuses = dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples().all())
         reasons = set(s.scalars(select(Delivery.last_error).where(Delivery.status == "failed")))

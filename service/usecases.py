@@ -1,0 +1,172 @@
+"""Use-cases: what the service does, each in one unit of work.
+
+The CLI, the scheduled jobs, the scheduler and the simulation call these and
+nothing below them, so none of them re-orchestrates: send a week, publish a
+policy version, the daily pass, the weekly summaries, dispatch. This module is
+also the composition root of the dispatcher: the only place that knows which
+renderer serves which channel and kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import canvas, channels, content, digests, engagement, escalation, notices, reports, roster
+from service.channels import Channel
+from service.channels.canvas import api_from_settings
+from service.config import Settings
+from service.db import transaction
+from service.dispatch import Dispatcher, DispatchStats, EachRow, Route
+from service.models import utcnow
+from service.policy import SectionChange
+from service.rendering import DigestRenderer, LetterRenderer
+from service.weeks import calendar_for, week_key
+
+# ------------------------------------------------------------------ loading
+
+
+def import_content(factory: sessionmaker[Session], paths: Sequence[Path]) -> list[content.ContentResult]:
+    """Load tip packs, all of them or none."""
+    with transaction(factory) as session:
+        return [content.import_pack(session, path) for path in paths]
+
+
+def import_people(factory: sessionmaker[Session], path: Path, *, now: datetime | None = None, dry_run: bool = False,
+                  partial: bool = False) -> roster.RosterPlan:
+    """Create and update people from a roster CSV, all or nothing."""
+    with transaction(factory, dry_run=dry_run) as session:
+        return roster.import_roster(session, path, dry_run=dry_run, partial=partial, now=now)
+
+
+# ------------------------------------------------------------------ dispatch
+
+
+def dispatcher(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    channel_overrides: Mapping[str, Channel] | None = None,
+    *,
+    worker: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Dispatcher:
+    """A dispatcher with every route this deployment has (``channel_overrides`` replace channels by name)."""
+    senders = channels.from_settings(settings) if channel_overrides is None else dict(channel_overrides)
+    with transaction(factory) as session:
+        links = engagement.make_links(session, settings)
+    letters = LetterRenderer(settings.base_url, settings.organisation, links)
+    routes = [Route("email", senders["email"], {
+        digests.KIND: digests.DigestBatch(DigestRenderer(settings.base_url, settings.organisation, links)),
+        **{kind: EachRow(letters.render) for kind in LetterRenderer.kinds},
+    })]
+    if canvas.CHANNEL in senders:
+        routes.append(Route(canvas.CHANNEL, senders[canvas.CHANNEL],
+                            {"*": EachRow(canvas.CanvasRenderer(settings.base_url, links).render)}))
+    return Dispatcher(factory, settings, routes, worker=worker, clock=clock, on_sent=_digests_sent)
+
+
+def _digests_sent(session: Session, sent: list[tuple[int | None, str]], now: datetime) -> None:
+    """A sent digest lengthens its reader's silent streak."""
+    engagement.note_digests_sent(session, [p for p, kind in sent if kind == digests.KIND and p], now)
+
+
+def dispatch(factory: sessionmaker[Session], settings: Settings, *, clock: Callable[[], datetime] = utcnow,
+             on_batch: Callable[[DispatchStats], None] | None = None) -> DispatchStats:
+    """Send everything due once (rows waiting for a retry stay for later)."""
+    sender = dispatcher(factory, settings, clock=clock)
+    try:
+        return sender.drain(on_batch)
+    finally:
+        sender.close()
+
+
+# ------------------------------------------------------------------ the weekly digest
+
+
+@dataclass
+class WeekQueued:
+    digests: digests.ComposeResult
+    canvas: canvas.CanvasCompose
+
+
+def send_week(factory: sessionmaker[Session], settings: Settings, now: datetime, *, week: str | None = None,
+              dry_run: bool = False) -> WeekQueued:
+    """Queue the digests that are due (or all of ``week``) and the week's Canvas announcements."""
+    calendar = calendar_for(settings)
+    with transaction(factory, dry_run=dry_run) as session:
+        composed = digests.compose(session, settings, now, calendar, week=week, dry_run=dry_run)
+        posts = canvas.compose_weekly(session, settings, now, calendar, week=week)
+    return WeekQueued(composed, posts)
+
+
+# ------------------------------------------------------------------ policy versions
+
+
+@dataclass
+class Published:
+    """A policy version as stored: plain values, readable after the transaction."""
+
+    status: str  # created or unchanged
+    label: str
+    sections: int
+    changes: list[SectionChange]
+    notice_id: int | None = None
+    due_on: date | None = None
+    audience_size: int = 0
+    queued: notices.NoticeQueued | None = None
+
+
+def publish_policy_version(
+    factory: sessionmaker[Session], settings: Settings, path: Path, *, slug: str, label: str, now: datetime,
+    title: str | None = None, editorial: bool = False, audience: Sequence[str] = ("all",),
+    due_days: int | None = None, dry_run: bool = False,
+) -> Published:
+    """Store a new version; a material change opens a notice, queued at once to its audience."""
+    with transaction(factory, dry_run=dry_run) as session:
+        result = content.import_version(
+            session, path, slug=slug, label=label, title=title, editorial=editorial, audience=list(audience),
+            due_days=due_days or settings.notice_due_days, timezone=settings.timezone, now=now)
+        published = Published(result.status, result.version.label, len(result.version.sections), result.changes)
+        if result.notice is not None:
+            published.notice_id, published.due_on = result.notice.id, result.notice.due_on
+            published.audience_size = len(notices.audience_of(session, result.notice))
+            if not dry_run:
+                published.queued = notices.queue_notice(session, settings, result.notice, now)
+    return published
+
+
+# ------------------------------------------------------------------ daily and weekly passes
+
+
+def daily_pass(factory: sessionmaker[Session], settings: Settings, now: datetime, *,
+               dry_run: bool = False) -> escalation.PassResult:
+    """Reminders, nudges and escalations due today."""
+    with transaction(factory, dry_run=dry_run) as session:
+        return escalation.run_pass(session, settings, now)
+
+
+def weekly_summaries(factory: sessionmaker[Session], settings: Settings, now: datetime, *,
+                     week: str | None = None, dry_run: bool = False) -> reports.SummaryResult:
+    """Queue the supervisor summaries that are due (or all of ``week``)."""
+    with transaction(factory, dry_run=dry_run) as session:
+        return reports.compose_summaries(session, settings, now, week=week, dry_run=dry_run)
+
+
+def sync_canvas_reads(factory: sessionmaker[Session], settings: Settings, now: datetime, *,
+                      week: str | None = None) -> canvas.ReadSync:
+    """Record who read a week's Canvas announcements."""
+    api = api_from_settings(settings)
+    key = week or week_key(now.astimezone(ZoneInfo(settings.timezone)).date())
+    with transaction(factory) as session:
+        return canvas.sync_reads(session, settings, api, key)
+
+
+def prune_engagement(factory: sessionmaker[Session], settings: Settings, now: datetime) -> int:
+    """Sum raw engagement events older than the retention window into monthly totals, then delete them."""
+    with transaction(factory) as session:
+        return engagement.prune(session, now, settings.retention_days)
