@@ -324,24 +324,22 @@ def test_cli_escalate_with_time_travel(cli_env, capsys, factory, staff, monkeypa
     assert run_cli(capsys, "escalate", "--as-of", "yesterday")[0] == 1
 
 
-def test_confirming_one_notice_closes_only_that_notices_rungs(factory, settings) -> None:
-    """"notice:1" is a prefix of "notice:12": resolution matches the subject, or it plus ":d<days>"."""
-    from service.escalation import NOTICE_OVERDUE, NOTICE_REMINDER, Pass
+def test_confirming_one_notice_closes_only_that_notices_rungs(settings) -> None:
+    """"notice:1" is a prefix of "notice:12": resolution matches the subject, or it plus ":d<days>".
+    Decided without a database, from a state as :func:`service.escalation.load` returns it."""
+    from service.escalation import NOTICE_OVERDUE, NOTICE_REMINDER, Rung, State, closes, decide
+    from service.escalation.state import NoticeFacts, StaffMember
 
     now = datetime(2026, 12, 1, 15, tzinfo=UTC)
-    with factory() as s, s.begin():
-        person = Person(email="ann@x.org", name="Ann", role="teacher", joined_at=now - timedelta(days=400))
-        s.add(person)
-        s.flush()
-        for reason, subject, level in ((NOTICE_REMINDER, "notice:1:d2", 0), (NOTICE_OVERDUE, "notice:1", 1),
-                                       (NOTICE_REMINDER, "notice:12:d2", 0), (NOTICE_OVERDUE, "notice:12", 1)):
-            s.add(Escalation(person_id=person.id, reason=reason, subject=subject, level=level,
-                             notified_email="x@x.org", opened_at=now))
-    with factory() as s, s.begin():
-        run = Pass(s, settings, now, SchoolCalendar())
-        ann = run.staff.people[person.id]
-        run.resolve(ann, NOTICE_REMINDER, "notice:1", "acknowledged")
-        run.resolve(ann, NOTICE_OVERDUE, "notice:1", "acknowledged")
-    with factory() as s:
-        still_open = sorted(s.scalars(select(Escalation.subject).where(Escalation.resolved_at.is_(None))))
-    assert still_open == ["notice:12", "notice:12:d2"]
+    assert closes("notice:1", "notice:1:d2") and closes("notice:1", "notice:1") and not closes("notice:1", "notice:12")
+    ann = StaffMember(1, "ann@x.org", "Ann", None, True, now - timedelta(days=400), None, None, None, 0, None)
+    rungs = [Rung((1, reason, subject, level), now - timedelta(days=1), None, "x@x.org", notified_at=now)
+             for reason, subject, level in ((NOTICE_REMINDER, "notice:1:d2", 0), (NOTICE_OVERDUE, "notice:1", 1),
+                                            (NOTICE_REMINDER, "notice:12:d2", 0), (NOTICE_OVERDUE, "notice:12", 1))]
+    notices = {n: NoticeFacts(n, now - timedelta(days=20), (now - timedelta(days=5)).date(), "P") for n in (1, 12)}
+    state = State(people={1: ann}, all_keys={r.key for r in rungs}, open_rungs=rungs,
+                  notified_rungs=[r for r in rungs if r.level], notices=notices, unconfirmed={12: {1}},
+                  confirmed={(1, 1)}, digests_since_nudge={})
+    intents = decide(state, settings, now, SchoolCalendar())
+    assert sorted(key[2] for key, why in intents.resolutions if why == "acknowledged") == ["notice:1", "notice:1:d2"]
+    assert intents.new_rungs == [] and intents.emails == []  # notice 12 is overdue and already escalated

@@ -1,11 +1,30 @@
-"""Reminders for unconfirmed notices, nudges for people who never engage, and the ladder up the chain."""
+"""Reminders for unconfirmed notices, nudges for people who never engage, and the ladder up the chain.
 
-from service.escalation.ladder import (
-    ADMIN_LEVEL, NEVER_ENGAGED, NOTICE_OVERDUE, NOTICE_REMINDER, Pass, PassResult, notice_in, paused_days,
-    run_pass,
-)
+One pass in three steps: :func:`.state.load` reads the state, :func:`.decide.decide`
+(pure) turns it and the day into intents, :func:`.apply.apply` writes them through
+the outbox.
+"""
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.escalation.apply import apply
+from service.escalation.decide import ADMIN_LEVEL, Email, Intents, PassResult, closes, decide, paused_days
+from service.escalation.state import NEVER_ENGAGED, NOTICE_OVERDUE, NOTICE_REMINDER, Rung, State, load, notice_in
+from service.weeks import SchoolCalendar, calendar_for
+
+
+def run_pass(session: Session, settings: Settings, as_of: datetime,
+             calendar: SchoolCalendar | None = None) -> PassResult:
+    """Load, decide, apply: one pass as of a moment (the caller commits)."""
+    intents = decide(load(session, settings.never_engaged_digests), settings, as_of,
+                     calendar or calendar_for(settings))
+    return apply(session, intents, as_of)
+
 
 __all__ = [
-    "ADMIN_LEVEL", "NEVER_ENGAGED", "NOTICE_OVERDUE", "NOTICE_REMINDER", "Pass", "PassResult", "notice_in",
-    "paused_days", "run_pass",
+    "ADMIN_LEVEL", "Email", "Intents", "NEVER_ENGAGED", "NOTICE_OVERDUE", "NOTICE_REMINDER", "PassResult", "Rung",
+    "State", "apply", "closes", "decide", "load", "notice_in", "paused_days", "run_pass",
 ]

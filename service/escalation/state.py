@@ -1,0 +1,184 @@
+"""Loading what one escalation pass needs to decide: plain values, read in a few queries.
+
+Nothing here decides; :mod:`service.escalation.decide` does, without a database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import exists, func, literal_column, select
+from sqlalchemy.orm import Session
+
+from service.db import in_ids
+from service.models import Acknowledgement, Delivery, DeliveryItem, Escalation, Notice, Person, Policy, PolicyVersion
+
+RungKey = tuple[int, str, str, int]  # person, reason, subject, level: unique in ``escalations``
+
+NOTICE_REMINDER, NOTICE_OVERDUE, NEVER_ENGAGED = "notice_reminder", "notice_overdue", "never_engaged"
+NOTICE_REASONS = (NOTICE_REMINDER, NOTICE_OVERDUE)
+
+# written out, not a bound parameter, so the planner can use ix_deliveries_notice_person
+NOTICE_ROWS = literal_column("deliveries.kind") == literal_column("'notice'")
+
+
+def notice_in(subject: str) -> int:
+    """The notice a rung is about: its subject is "notice:<id>" or, for reminders, "notice:<id>:d<days>"."""
+    return int(subject.split(":")[1])
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    id: int
+    email: str
+    name: str
+    supervisor_id: int | None
+    active: bool
+    joined_at: datetime
+    undeliverable_since: datetime | None
+    undeliverable_reason: str | None
+    last_human_at: datetime | None
+    silent_digests: int
+    silent_since: datetime | None
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One stored step of the ladder."""
+
+    key: RungKey
+    opened_at: datetime
+    notified_person_id: int | None
+    notified_email: str | None
+    notified_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+    @property
+    def person_id(self) -> int:
+        return self.key[0]
+
+    @property
+    def reason(self) -> str:
+        return self.key[1]
+
+    @property
+    def subject(self) -> str:
+        return self.key[2]
+
+    @property
+    def level(self) -> int:
+        return self.key[3]
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    id: int
+    created_at: datetime
+    due_on: date
+    title: str
+
+
+@dataclass
+class State:
+    """Everything a pass reads, as of the start of the pass."""
+
+    people: dict[int, StaffMember]
+    all_keys: set[RungKey]  # every rung ever recorded (years of history stay cheap as keys)
+    open_rungs: list[Rung]
+    notified_rungs: list[Rung]  # every rung of level 1 and up, open or not, in the order they were made
+    notices: dict[int, NoticeFacts]
+    unconfirmed: dict[int, set[int]]  # notice -> people who got it and have not confirmed it
+    confirmed: set[tuple[int, int]]  # (person, notice) confirmed, for people with an open notice rung
+    digests_since_nudge: dict[int, int]  # person -> digests sent since their open nudge
+    digests_since_silence: dict[int, list[tuple[datetime, int, int]]] = field(default_factory=dict)
+    # ^ person -> (sent at, position, tip) of the digests since their silence began, for those a nudge may
+    #   be due (the nudge shows what they missed)
+
+
+def load(session: Session, never_engaged_digests: int) -> State:
+    """Read the state of the ladder and of everyone it may touch."""
+    people = {row.id: StaffMember(*row) for row in session.execute(select(
+        Person.id, Person.email, Person.name, Person.supervisor_id, Person.active, Person.joined_at,
+        Person.undeliverable_since, Person.undeliverable_reason, Person.last_human_at, Person.silent_digests,
+        Person.silent_since))}
+    columns = (Escalation.person_id, Escalation.reason, Escalation.subject, Escalation.level, Escalation.opened_at,
+               Escalation.notified_person_id, Escalation.notified_email, Escalation.notified_at,
+               Escalation.resolved_at, Escalation.resolution)
+
+    def rungs(*where) -> list[Rung]:
+        return [Rung(tuple(row[:4]), *row[4:]) for row in
+                session.execute(select(*columns).where(*where).order_by(Escalation.id))]
+
+    open_rungs = rungs(Escalation.resolved_at.is_(None))
+    nudged = {r.person_id for r in open_rungs if r.reason == NEVER_ENGAGED and r.level == 0}
+    silent = [p for p in people.values()
+              if p.silent_digests >= never_engaged_digests and p.silent_since and p.id not in nudged]
+    return State(
+        people=people,
+        all_keys=set(session.execute(select(Escalation.person_id, Escalation.reason, Escalation.subject,
+                                            Escalation.level)).tuples()),
+        open_rungs=open_rungs,
+        notified_rungs=rungs(Escalation.level >= 1),
+        notices={row.id: NoticeFacts(*row) for row in session.execute(
+            select(Notice.id, Notice.created_at, Notice.due_on, Policy.title)
+            .join(PolicyVersion, PolicyVersion.id == Notice.policy_version_id).join(Policy))},
+        unconfirmed=_unconfirmed(session),
+        confirmed=_confirmed(session, {r.person_id for r in open_rungs if r.reason in NOTICE_REASONS}),
+        digests_since_nudge=_digests_since_nudge(session),
+        digests_since_silence=_digests_since_silence(session, silent),
+    )
+
+
+def _unconfirmed(session: Session) -> dict[int, set[int]]:
+    confirmed_it = exists().where(Acknowledgement.person_id == Delivery.person_id,
+                                  Acknowledgement.notice_id == DeliveryItem.notice_id)
+    found: dict[int, set[int]] = defaultdict(set)
+    for notice_id, person_id in session.execute(
+        select(DeliveryItem.notice_id, Delivery.person_id).join(Delivery)
+        .where(DeliveryItem.notice_id.is_not(None), NOTICE_ROWS, Delivery.person_id.is_not(None),
+               Delivery.status != "failed", ~confirmed_it).distinct()
+    ):
+        found[notice_id].add(person_id)
+    return dict(found)
+
+
+def _confirmed(session: Session, people: set[int]) -> set[tuple[int, int]]:
+    """Confirmations of people with an open notice rung only: a district-wide notice is confirmed by
+    tens of thousands who have nothing open."""
+    confirmed: set[tuple[int, int]] = set()
+    ordered = sorted(people)
+    for start in range(0, len(ordered), 5000):
+        confirmed |= set(session.execute(
+            select(Acknowledgement.person_id, Acknowledgement.notice_id)
+            .where(in_ids(session, Acknowledgement.person_id, ordered[start:start + 5000]),
+                   Acknowledgement.notice_id.is_not(None))).tuples())
+    return confirmed
+
+
+def _digests_since_nudge(session: Session) -> dict[int, int]:
+    nudged = select(Escalation.person_id, Escalation.opened_at).where(
+        Escalation.reason == NEVER_ENGAGED, Escalation.level == 0, Escalation.resolved_at.is_(None)).subquery()
+    return dict(session.execute(
+        select(Delivery.person_id, func.count())
+        .join(nudged, (nudged.c.person_id == Delivery.person_id) & (Delivery.sent_at > nudged.c.opened_at))
+        .where(Delivery.kind == "digest", Delivery.status == "sent")
+        .group_by(Delivery.person_id)
+    ).tuples().all())
+
+
+def _digests_since_silence(session: Session, silent: list[StaffMember]) -> dict[int, list[tuple[datetime, int, int]]]:
+    sent: dict[int, list[tuple[datetime, int, int]]] = defaultdict(list)
+    for start in range(0, len(silent), 5000):
+        chunk = silent[start:start + 5000]
+        for person_id, position, sent_at, tip_id in session.execute(
+            select(Delivery.person_id, DeliveryItem.position, Delivery.sent_at, DeliveryItem.tip_id)
+            .join(Delivery)
+            .where(in_ids(session, Delivery.person_id, [p.id for p in chunk]), Delivery.kind == "digest",
+                   Delivery.status == "sent", Delivery.sent_at >= min(p.silent_since for p in chunk),
+                   DeliveryItem.tip_id.is_not(None))
+        ):
+            sent[person_id].append((sent_at, position, tip_id))
+    return dict(sent)
