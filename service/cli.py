@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 import time as time_module
 from collections import Counter
@@ -39,7 +41,6 @@ from service.models import Person, utcnow
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
-
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -447,8 +448,7 @@ def serve(
 ) -> None:
     """Run the web app (tracking, acknowledge page, webhook, dashboard, /healthz, /metrics) and,
     unless --no-scheduler, the dispatcher and the scheduler (one scheduler per deployment)."""
-    import os
-
+    # the web stack and the simulation load in ~1.5 s: only the commands that run them import them
     import uvicorn
 
     from service.scheduler import Background
@@ -480,9 +480,7 @@ def simulate(
     serve: Annotated[bool, typer.Option("--serve", help="Keep the dashboard up on localhost:8000 afterwards.")] = False,
 ) -> None:
     """Fast-forward demo on a throwaway SQLite database: digests, Canvas, readers, reminders, escalations."""
-    import shutil
-
-    from service import simulate as sim
+    from service import simulate as sim  # loads the web stack: see serve
 
     settings = runtime(ctx).settings
     outbox_dir = Path(settings.outbox_dir) / "simulation"

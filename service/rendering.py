@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import Protocol
 from html import escape, unescape
 
 import css_inline
@@ -17,13 +18,23 @@ from markupsafe import Markup
 
 from service.channels import InlineImage, Message, Skeleton, placeholder
 from service.models import Delivery, Notice, Person, Tip
-from service.engagement import Links
 from service.paths import TEMPLATES_DIR
+
+
+class Links(Protocol):
+    """The tracked URLs an email carries (signed by :class:`service.engagement.Links`)."""
+
+    def pixel(self, delivery_id: int) -> str: ...
+
+    def click(self, delivery_id: int, target: str) -> str: ...
+
+    def ack(self, delivery_id: int, subject: str = "") -> str: ...
+
+    def team(self, summary_delivery_id: int) -> str: ...
 
 ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "ul", "ol", "li", "a", "code", "blockquote"}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 ALLOWED_SCHEMES = {"http", "https", "mailto"}
-
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
 
 
@@ -304,7 +315,7 @@ class LetterRenderer:
                 "headline": "A few reminders you may have missed"}
 
     def _summary(self, delivery: Delivery) -> dict[str, object]:
-        from service.charts import trend_png
+        from service.charts import trend_png  # matplotlib loads in ~1 s: only when a summary is drawn
 
         payload = delivery.payload
         trend = [dict(p, rate=p["engaged"] / p["reached"] if p["reached"] else None) for p in payload["trend"]]

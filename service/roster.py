@@ -21,11 +21,7 @@ from service.inputs import normalize_email, read_text
 
 
 REQUIRED_COLUMNS = ("email", "name", "role")
-
-
 OPTIONAL_COLUMNS = ("department", "supervisor_email", "timezone", "canvas_user_id")
-
-
 EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
 
 

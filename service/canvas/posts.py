@@ -29,11 +29,7 @@ from service.outbox import NoticeRef, OutboxMessage, TipRef, enqueue
 
 
 log = logging.getLogger(__name__)
-
-
 CHANNEL = "canvas"
-
-
 COHORT_ROLE = "teacher"
 
 

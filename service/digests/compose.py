@@ -28,11 +28,7 @@ from service.weeks import SchoolCalendar, calendar_for, person_zone, send_day, s
 
 
 KIND = "digest"
-
-
 CHANNEL = "email"
-
-
 PRIORITY_WINDOW = timedelta(days=28)  # a changed section's tips go first for four weeks
 
 

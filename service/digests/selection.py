@@ -6,9 +6,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 
-from service.models import Tip
+class Ordered(Protocol):
+    """What the rotation needs of a tip."""
+
+    id: int
+    position: int
+    section: str
+
+
+Tip = TypeVar("Tip", bound=Ordered)
 
 
 def rotation_order(tips: Iterable[Tip]) -> list[Tip]:

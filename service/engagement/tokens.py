@@ -19,14 +19,9 @@ from service.config import Settings
 from service.models import AppSecret
 
 log = logging.getLogger(__name__)
-
 OPEN, CLICK, ACK, TEAM = "o", "c", "a", "t"  # TEAM: a supervisor's read-only team page
 KINDS = {OPEN, CLICK, ACK, TEAM}
-
-
 TAG_BYTES = 16  # 128-bit tag: ample against forgery, keeps URLs short
-
-
 GENERATED_KEY_NAME = "signing_key"
 
 

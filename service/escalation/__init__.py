@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.escalation.apply import apply
 from service.escalation.decide import ADMIN_LEVEL, Email, Intents, PassResult, closes, decide, paused_days
-from service.escalation.state import NEVER_ENGAGED, NOTICE_OVERDUE, NOTICE_REMINDER, Rung, State, load, notice_in
+from service.escalation.facts import NEVER_ENGAGED, NOTICE_OVERDUE, NOTICE_REMINDER, Rung, State, notice_in
+from service.escalation.state import load
 from service.weeks import SchoolCalendar, calendar_for
 
 

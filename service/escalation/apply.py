@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from service.db import insert_ignore
 from service.escalation.decide import Email, Intents, PassResult
-from service.escalation.state import RungKey
+from service.escalation.facts import RungKey
 from service.models import Escalation
 from service.outbox import NoticeRef, OutboxMessage, TipRef, enqueue
 

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from service.config import Settings
-from service.escalation.state import (
+from service.escalation.facts import (
     NEVER_ENGAGED,
     NOTICE_OVERDUE,
     NOTICE_REASONS,

@@ -6,96 +6,19 @@ Nothing here decides; :mod:`service.escalation.decide` does, without a database.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import exists, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from service.db import in_ids
+from service.escalation.facts import (
+    NEVER_ENGAGED, NOTICE_REASONS, NoticeFacts, Rung, StaffMember, State,
+)
 from service.models import Acknowledgement, Delivery, DeliveryItem, Escalation, Notice, Person, Policy, PolicyVersion
-
-RungKey = tuple[int, str, str, int]  # person, reason, subject, level: unique in ``escalations``
-
-NOTICE_REMINDER, NOTICE_OVERDUE, NEVER_ENGAGED = "notice_reminder", "notice_overdue", "never_engaged"
-NOTICE_REASONS = (NOTICE_REMINDER, NOTICE_OVERDUE)
 
 # written out, not a bound parameter, so the planner can use ix_deliveries_notice_person
 NOTICE_ROWS = literal_column("deliveries.kind") == literal_column("'notice'")
-
-
-def notice_in(subject: str) -> int:
-    """The notice a rung is about: its subject is "notice:<id>" or, for reminders, "notice:<id>:d<days>"."""
-    return int(subject.split(":")[1])
-
-
-@dataclass(frozen=True)
-class StaffMember:
-    id: int
-    email: str
-    name: str
-    supervisor_id: int | None
-    active: bool
-    joined_at: datetime
-    undeliverable_since: datetime | None
-    undeliverable_reason: str | None
-    last_human_at: datetime | None
-    silent_digests: int
-    silent_since: datetime | None
-
-
-@dataclass(frozen=True)
-class Rung:
-    """One stored step of the ladder."""
-
-    key: RungKey
-    opened_at: datetime
-    notified_person_id: int | None
-    notified_email: str | None
-    notified_at: datetime | None = None
-    resolved_at: datetime | None = None
-    resolution: str | None = None
-
-    @property
-    def person_id(self) -> int:
-        return self.key[0]
-
-    @property
-    def reason(self) -> str:
-        return self.key[1]
-
-    @property
-    def subject(self) -> str:
-        return self.key[2]
-
-    @property
-    def level(self) -> int:
-        return self.key[3]
-
-
-@dataclass(frozen=True)
-class NoticeFacts:
-    id: int
-    created_at: datetime
-    due_on: date
-    title: str
-
-
-@dataclass
-class State:
-    """Everything a pass reads, as of the start of the pass."""
-
-    people: dict[int, StaffMember]
-    all_keys: set[RungKey]  # every rung ever recorded (years of history stay cheap as keys)
-    open_rungs: list[Rung]
-    notified_rungs: list[Rung]  # every rung of level 1 and up, open or not, in the order they were made
-    notices: dict[int, NoticeFacts]
-    unconfirmed: dict[int, set[int]]  # notice -> people who got it and have not confirmed it
-    confirmed: set[tuple[int, int]]  # (person, notice) confirmed, for people with an open notice rung
-    digests_since_nudge: dict[int, int]  # person -> digests sent since their open nudge
-    digests_since_silence: dict[int, list[tuple[datetime, int, int]]] = field(default_factory=dict)
-    # ^ person -> (sent at, position, tip) of the digests since their silence began, for those a nudge may
-    #   be due (the nudge shows what they missed)
 
 
 def load(session: Session, never_engaged_digests: int) -> State:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.outbox import NoticeRef, OutboxMessage, enqueue
+from service import canvas
 from service.config import Settings
 from service.models import Notice, Person
 
@@ -31,8 +32,6 @@ def queue_notice(session: Session, settings: Settings, notice: Notice, now: date
 
     Both go through the outbox, at least once, keyed by the notice: queuing twice sends nothing twice.
     """
-    from service import canvas
-
     version = notice.policy_version
     subject = f"{version.policy.title} has changed: please confirm by {notice.due_on:%-d %B}"
     inserted = enqueue(session, [

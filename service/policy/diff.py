@@ -11,11 +11,7 @@ from html import escape
 from service.policy.text import Section
 
 
-
-
 TOKEN = re.compile(r"\s+|\w+(?:[’'-]\w+)*|[^\w\s]", re.UNICODE)  # words, punctuation and the spaces between
-
-
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 

@@ -8,14 +8,8 @@ import unicodedata
 from dataclasses import dataclass
 
 
-
-
 PREAMBLE = "Preamble"
-
-
 MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
-
-
 SMALL_WORDS = {"a", "an", "and", "as", "at", "but", "by", "for", "in", "of", "on", "or", "the", "to", "with"}
 
 

@@ -19,8 +19,6 @@ from service.reports.figures import DELIVERY_PROBLEM, engagement, subtree
 
 ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "human_opens", "machine_opens",
                       "machine_signals", "clicks", "acks", "canvas_reads", "last_human_signal")
-
-
 DELIVERY_COLUMNS = ("id", "kind", "channel", "period", "recipient", "status", "attempts", "created_at", "sent_at",
                     "provider_message_id", "last_error")
 

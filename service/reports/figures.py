@@ -331,8 +331,6 @@ def notice_progress(session: Session, person_ids, today: date) -> list[NoticePro
 
 
 ATTENTION = ("escalated", "no signal", "machine signals only", "undeliverable")
-
-
 # what the delivery-problems page lists: given up, in doubt, retried or with an error
 DELIVERY_PROBLEM = or_(Delivery.status.in_(("failed", "unconfirmed")), Delivery.attempts > 1,
                        Delivery.last_error.is_not(None))

@@ -8,6 +8,7 @@ refuses. A GET never acknowledges: link scanners follow GETs.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
@@ -19,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from service.config import Settings
+from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Delivery, DeliveryItem, Notice, Person, Policy, PolicyVersion, Tip, utcnow
 from service.rendering import section_anchor, template_env
@@ -33,7 +34,6 @@ from service.web.metrics import Metrics
 from service.web.opens import NO_STORE, OpenRecorder, PixelMiddleware
 
 log = logging.getLogger(__name__)
-
 
 
 def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
@@ -226,10 +226,6 @@ def app_from_environment() -> FastAPI:
 
     NUDGE_SERVE_BACKGROUND=1 (set by `nudge serve` without --no-scheduler) adds the dispatcher loop
     and the scheduler election to each worker; the advisory lock keeps one scheduler."""
-    import os
-
-    from service.config import load_settings
-
     settings = load_settings()
     engine = make_engine(settings.database_url)
     factory = make_sessionmaker(engine)
