@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, text  # noqa: E402
 
 from service.db import make_engine  # noqa: E402
-from service.db.migrate import upgrade
+from service.db.migrate import upgrade  # noqa: E402
 from service.models import Base  # noqa: E402
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import func, select, text  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
 from service.db import make_sessionmaker  # noqa: E402
-from service.weeks import SchoolCalendar
+from service.weeks import SchoolCalendar  # noqa: E402
 from service.escalation import run_pass  # noqa: E402
 from service.models import Escalation, EngagementEvent, Person  # noqa: E402
 from service.reports import summary_payload  # noqa: E402

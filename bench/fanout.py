@@ -34,13 +34,13 @@ from common import ROOT, fresh_database  # noqa: E402
 from service.config import load_settings  # noqa: E402
 from service.content import import_pack  # noqa: E402
 from service.db import make_sessionmaker, refresh_statistics  # noqa: E402
-from service.weeks import SchoolCalendar
-from service.digests import compose, rotation_order, tip_catalogue
+from service.weeks import SchoolCalendar  # noqa: E402
+from service.digests import compose, rotation_order, tip_catalogue  # noqa: E402
 from service.usecases import dispatcher as make_dispatcher  # noqa: E402
 from service.models import Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
-from service.content import import_version
-from service.notices import queue_notice
+from service.content import import_version  # noqa: E402
+from service.notices import queue_notice  # noqa: E402
 from service.rendering import template_env  # noqa: E402
 
 WEEK = "2026-W50"

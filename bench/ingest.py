@@ -35,12 +35,12 @@ from common import ROOT, fresh_database  # noqa: E402
 from service.config import load_settings  # noqa: E402
 from service.content import import_pack  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402
-from service.weeks import SchoolCalendar
-from service.digests import compose
+from service.weeks import SchoolCalendar  # noqa: E402
+from service.digests import compose  # noqa: E402
 from service.usecases import dispatcher as make_dispatcher  # noqa: E402
 from service.models import Delivery, EngagementEvent, Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
-from service.engagement import Links, Signer
+from service.engagement import Links, Signer  # noqa: E402
 from service.web.opens import PIXEL  # noqa: E402
 
 SECRET = "bench-secret"

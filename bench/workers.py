@@ -25,8 +25,8 @@ from sqlalchemy import func, select  # noqa: E402
 from service.config import load_settings  # noqa: E402
 from service.content import import_pack  # noqa: E402
 from service.db import make_sessionmaker  # noqa: E402
-from service.weeks import SchoolCalendar
-from service.digests import compose
+from service.weeks import SchoolCalendar  # noqa: E402
+from service.digests import compose  # noqa: E402
 from service.models import Delivery  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
 

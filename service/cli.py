@@ -502,10 +502,11 @@ def simulate(
 
     result = sim.run(weeks, people=people, seed=seed, outbox_dir=outbox_dir, port=8000 if serve else None,
                      on_week=show_week, keep_serving=keep_serving if serve else None)
-    Console(width=max(console.width, 120)).print(table)  # ten columns: never squeeze them
+    Console(width=max(console.width, 160)).print(table)  # twelve columns: never squeeze them
     console.print("personas: " + ", ".join(f"{n} {p}" for p, n in result.personas.items()))
     console.print(f"{result.outbox_files} emails written to {outbox_dir}/ (by kind); "
                   f"simulated in {result.seconds:.1f} s")
+    console.print(f"the simulated database stays at {result.database_url} for a look inside", markup=False)
 
 
 def _canvas_api(settings: Settings):

@@ -36,7 +36,7 @@ from service.db import make_engine, make_sessionmaker
 from service.doubles.canvas import CanvasDouble
 from service.doubles.sendgrid import ReceivedEmail, SendGridDouble
 from service.db.migrate import upgrade
-from service.models import Delivery, EngagementEvent, Escalation, Person
+from service.models import Delivery, EngagementEvent, Person
 from service.paths import CONTENT_DIR
 from service.web.app import create_app
 from service import usecases
@@ -51,8 +51,9 @@ HUMAN_AGENTS = (
 )
 PROXY_AGENT = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 SCANNER_AGENT = "Mozilla/5.0 (compatible; SafeLinks/1.0)"
-COLUMNS = ("week", "digests", "canvas posts", "human opens", "machine opens", "clicks", "acks", "reminders",
-           "escalations", "summaries")
+COLUMNS = ("week", "digests", "canvas posts", "human opens", "machine opens", "clicks", "acks", "notices",
+           "reminders", "nudges", "escalations", "summaries")
+SENT_KINDS = ("digest", "notice", "reminder", "nudge", "escalation", "summary")  # columns counting sent emails
 
 
 @dataclass
@@ -64,8 +65,10 @@ class WeekRow:
     machine_opens: int = 0
     clicks: int = 0
     acks: int = 0
+    notices: int = 0
     reminders: int = 0
-    escalations: int = 0
+    nudges: int = 0
+    escalations: int = 0  # emails to supervisors (and the admin address)
     summaries: int = 0
 
     def cells(self) -> list[str]:
@@ -254,7 +257,8 @@ def run(
                 select(Delivery.kind, func.count()).where(Delivery.sent_at >= start, Delivery.sent_at < end,
                                                           Delivery.channel == "email").group_by(Delivery.kind)
             ).tuples().all())
-            row.digests, row.reminders = sent.get("digest", 0), sent.get("reminder", 0)
+            row.digests, row.notices, row.reminders = sent.get("digest", 0), sent.get("notice", 0), sent.get("reminder", 0)
+            row.nudges, row.escalations = sent.get("nudge", 0), sent.get("escalation", 0)
             row.summaries = sent.get("summary", 0)
             row.canvas_posts = s.scalar(select(func.count()).select_from(Delivery).where(
                 Delivery.channel == "canvas", Delivery.sent_at >= start, Delivery.sent_at < end)) or 0
@@ -265,8 +269,6 @@ def run(
                 .group_by(EngagementEvent.kind, EngagementEvent.is_machine)))
             row.human_opens, row.machine_opens = by_kind.get(("open", False), 0), by_kind.get(("open", True), 0)
             row.clicks, row.acks = by_kind.get(("click", False), 0), by_kind.get(("ack", False), 0)
-            row.escalations = s.scalar(select(func.count()).select_from(Escalation).where(
-                Escalation.level >= 1, Escalation.opened_at >= start, Escalation.opened_at < end)) or 0
         return row
 
     try:

@@ -1,0 +1,121 @@
+"""End-to-end guard: `nudge simulate` for eight weeks, checked week by week against the rules.
+
+The simulation runs on its own SQLite database (printed at the end), so it runs once, in the
+SQLite pass of the suite. The rules: reminders 7, 2 and 0 days before a notice's due date;
+a nudge on the day of the fourth digest without a human signal; the supervisor on the day of
+two more; summaries on Fridays; and the printed table says what the database holds.
+"""
+
+import contextlib
+import io
+import os
+import re
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from service.cli import main
+from service.db import make_engine, make_sessionmaker
+from service.engagement import HUMAN_KINDS
+from service.models import Delivery, EngagementEvent, Escalation, Notice, Person
+from service.simulate import COLUMNS, SENT_KINDS
+from service.weeks import week_key
+
+CHICAGO = ZoneInfo("America/Chicago")
+WEEKS = 8
+pytestmark = pytest.mark.skipif(os.environ.get("NUDGE_TEST_DATABASE_URL", "").startswith("postgresql"),
+                                reason="the simulation has its own SQLite database: checked in the SQLite pass")
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(CHICAGO).date()
+
+
+def printed_table(out: str) -> dict[str, dict[str, int]]:
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) == len(COLUMNS) and re.fullmatch(r"\d{4}-W\d\d", cells[0]):
+            rows[cells[0]] = {name: int(value) for name, value in zip(COLUMNS[1:], cells[1:], strict=True)}
+    return rows
+
+
+@pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda seed: f"seed{seed}")
+def simulation(request, tmp_path_factory):
+    """One eight-week run per seed through the CLI: (printed table, a session on its database)."""
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(out):
+        env.setenv("NUDGE_OUTBOX_DIR", str(tmp_path_factory.mktemp(f"seed{request.param}")))
+        try:
+            main(["simulate", "--weeks", str(WEEKS), "--seed", str(request.param)])
+        except SystemExit as exc:
+            assert not exc.code, out.getvalue()
+    engine = make_engine(re.search(r"database stays at (\S+)", out.getvalue()).group(1))
+    with make_sessionmaker(engine)() as session:
+        yield printed_table(out.getvalue()), session
+    engine.dispose()
+
+
+def test_the_printed_table_is_what_the_database_holds(simulation) -> None:
+    table, s = simulation
+    assert len(table) == WEEKS
+    sent = Counter((week_key(local_day(at)), kind) for kind, at in s.execute(
+        select(Delivery.kind, Delivery.sent_at).where(Delivery.channel == "email", Delivery.sent_at.is_not(None))))
+    posts = Counter(week_key(local_day(at)) for (at,) in s.execute(
+        select(Delivery.sent_at).where(Delivery.channel == "canvas", Delivery.sent_at.is_not(None))))
+    events = Counter((week_key(local_day(at)), kind, machine) for kind, machine, at in s.execute(
+        select(EngagementEvent.kind, EngagementEvent.is_machine, EngagementEvent.at)
+        .where(EngagementEvent.source.in_(("pixel", "link", "ack_page")))))
+    for week, row in table.items():
+        for kind in SENT_KINDS:
+            column = {"digest": "digests", "summary": "summaries"}.get(kind, kind + "s")
+            assert row[column] == sent[(week, kind)], (week, kind)
+        assert row["canvas posts"] == posts[week]
+        assert (row["human opens"], row["machine opens"]) == (events[(week, "open", False)], events[(week, "open", True)])
+        assert (row["clicks"], row["acks"]) == (events[(week, "click", False)], events[(week, "ack", False)])
+    assert all(row["digests"] > 0 and row["summaries"] > 0 for row in table.values())
+
+
+def test_reminders_come_7_2_and_0_days_before_the_due_date(simulation) -> None:
+    _, s = simulation
+    due = dict(s.execute(select(Notice.id, Notice.due_on)).tuples().all())
+    seen = set()
+    for period, created in s.execute(select(Delivery.period_key, Delivery.created_at).where(Delivery.kind == "reminder")):
+        _, notice, days = period.split(":")
+        days = int(days.removeprefix("d"))
+        assert local_day(created) == due[int(notice)] - timedelta(days=days), period
+        seen.add(days)
+    assert seen == {7, 2, 0}
+
+
+def test_summaries_go_out_on_fridays(simulation) -> None:
+    _, s = simulation
+    days = {local_day(at).weekday() for (at,) in s.execute(select(Delivery.created_at).where(Delivery.kind == "summary"))}
+    assert days == {4}
+
+
+def test_silent_people_are_nudged_after_four_digests_and_escalated_after_two_more(simulation) -> None:
+    """Checked for everyone who never sent a human signal and whose mail is deliverable."""
+    _, s = simulation
+    human = {p for (p,) in s.execute(select(EngagementEvent.person_id).where(
+        EngagementEvent.is_machine.is_(False), EngagementEvent.kind.in_(HUMAN_KINDS)))}
+    digests = defaultdict(list)
+    for person, at in s.execute(select(Delivery.person_id, Delivery.sent_at).where(
+            Delivery.kind == "digest", Delivery.status == "sent").order_by(Delivery.sent_at)):
+        digests[person].append(local_day(at))
+    nudged = {p: local_day(at) for p, at in s.execute(select(Delivery.person_id, Delivery.created_at)
+                                                       .where(Delivery.kind == "nudge"))}
+    escalated = {p: local_day(at) for p, at in s.execute(
+        select(Escalation.person_id, Escalation.opened_at)
+        .where(Escalation.reason == "never_engaged", Escalation.level == 1))}
+    silent = [p for (p,) in s.execute(select(Person.id).where(Person.active.is_(True),
+                                                               Person.undeliverable_since.is_(None)))
+              if p not in human]
+    assert silent, "every seed has people who never engage"
+    for person in silent:
+        assert nudged[person] == digests[person][3], person  # the day of the 4th silent digest
+        assert escalated[person] == digests[person][5], person  # two digests later, the supervisor
+    assert all(nudged[p] >= digests[p][3] for p in nudged)  # nobody before four digests
