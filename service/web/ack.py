@@ -1,0 +1,68 @@
+"""The acknowledge page: a GET shows the button, only a POST records (link scanners follow GETs)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from service.engagement import ACK, ack_subject, record_ack
+from service.inputs import normalize_email
+from service.models import Delivery, DeliveryItem, Notice, Person, PolicyVersion, Tip
+from service.web.context import Web, current, page
+
+router = APIRouter()
+
+
+def ack_context(web: Web, session: Session, token: str) -> tuple[Delivery, str, dict[str, object]] | None:
+    data = web.signer.verify(token)
+    if data is None or data.kind != ACK:
+        web.metrics.invalid_tokens.labels("ack").inc()
+        return None
+    delivery = session.scalar(
+        select(Delivery).where(Delivery.id == data.delivery_id)
+        .options(selectinload(Delivery.items).selectinload(DeliveryItem.tip).selectinload(Tip.policy))
+    )
+    if delivery is None:
+        return None
+    subject = ack_subject(delivery.id, data.target)
+    what: dict[str, object] = {"titles": [i.tip.title for i in delivery.items if i.tip is not None]}
+    if subject.startswith("notice:"):
+        notice = session.get(Notice, int(subject.split(":")[1]))
+        version = session.get(PolicyVersion, notice.policy_version_id) if notice else None
+        if version is not None:
+            what = {"notice": notice, "policy_title": version.policy.title, "version": version.label}
+    return delivery, subject, what
+
+
+@router.get("/ack/{token}", response_class=HTMLResponse)
+def ack_page(token: str, web: Web = Depends(current)) -> HTMLResponse:
+    with web.unit_of_work() as session:
+        found = ack_context(web, session, token)
+        if found is None:
+            return page("not_found", 404)
+        delivery, subject, what = found
+        return page("ack", token=token, shared=delivery.person_id is None, **what)
+
+
+@router.post("/ack/{token}", response_class=HTMLResponse)
+def acknowledge(token: str, request: Request, email: str | None = Form(default=None),
+                web: Web = Depends(current)) -> HTMLResponse:
+    with web.unit_of_work() as session:
+        found = ack_context(web, session, token)
+        if found is None:
+            return page("not_found", 404)
+        delivery, subject, what = found
+        person_id = delivery.person_id
+        if person_id is None:  # a shared post (Canvas): the reader says who they are
+            person = session.scalar(select(Person).where(Person.email == normalize_email(email or ""),
+                                                         Person.active.is_(True)))
+            if person is None:
+                return page("ack", 422, token=token, shared=True, error="Please enter your school email "
+                            "address as it appears in the staff directory.", **what)
+            person_id = person.id
+        result = record_ack(session, delivery, subject, person_id, web.signal_of(request))
+    if result.recorded:
+        web.metrics.signals.labels("ack", "false").inc()
+    return page("thanks", already=not result.recorded)

@@ -1,0 +1,252 @@
+"""The admin dashboard: server-rendered pages over the same SQL queries as the emails and CSVs.
+
+Sign-in with NUDGE_ADMIN_TOKEN sets a signed, HttpOnly, SameSite=Strict
+cookie; without a configured token the dashboard is disabled and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time as clock
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service import reports
+from service.charts import trend_svg
+from service.models import Delivery, EngagementEvent, Notice, Person
+from service.web.context import Web, current
+from service.web.context import page as web_page
+from service.weeks import week_key
+
+COOKIE = "nudge_admin"
+SESSION_SECONDS = 12 * 3600
+
+
+class AdminSession:
+    """Signed cookie values: "expiry.tag", the tag an HMAC of the expiry under a dashboard-only key."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = [hashlib.sha256(f"dashboard:{k}".encode()).digest() for k in keys]
+
+    def _tag(self, key: bytes, expires: str) -> str:
+        return hmac.new(key, expires.encode(), hashlib.sha256).hexdigest()
+
+    def issue(self) -> str:
+        expires = str(int(clock.time()) + SESSION_SECONDS)
+        return f"{expires}.{self._tag(self.keys[0], expires)}"
+
+    def valid(self, value: str | None) -> bool:
+        if not value or "." not in value:
+            return False
+        expires, tag = value.split(".", 1)
+        if not expires.isdigit() or int(expires) < clock.time():
+            return False
+        return any(hmac.compare_digest(self._tag(k, expires), tag) for k in self.keys)
+
+
+
+def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
+    """Dashboard pages are never cached (a signed-in admin's view)."""
+    return web_page(name, status, headers={"Cache-Control": "no-store"}, **context)
+
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+def denied(web: Web, request: Request) -> Response | None:
+    if web.settings.admin_token is None:
+        return page("admin_disabled", 503)
+    if not AdminSession(web.keys).valid(request.cookies.get(COOKIE)):
+        return RedirectResponse("/admin/login", status_code=303)
+    return None
+
+
+def this_week(web: Web) -> tuple[str, datetime, datetime]:
+    key = week_key(web.clock().astimezone(web.zone).date())
+    return (key, *reports.week_bounds(key, web.zone))
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(web: Web = Depends(current)) -> Response:
+    if web.settings.admin_token is None:
+        return page("admin_disabled", 503)
+    return page("admin_login")
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(token: str = Form(default=""), web: Web = Depends(current)) -> Response:
+    if web.settings.admin_token is None:
+        return page("admin_disabled", 503)
+    if not hmac.compare_digest(token.encode(), web.settings.admin_token.get_secret_value().encode()):
+        return page("admin_login", 401, error="That token is not right.")
+    response = RedirectResponse("/admin", status_code=303)
+    response.set_cookie(COOKIE, AdminSession(web.keys).issue(), max_age=SESSION_SECONDS, httponly=True,
+                        samesite="strict", secure=web.settings.base_url.startswith("https://"), path="/admin")
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/admin/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/admin")
+    return response
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, web: Web = Depends(current)) -> Response:
+    if (stop := denied(web, request)) is not None:
+        return stop
+    week, start, end = this_week(web)
+    with web.unit_of_work() as session:
+        people = dict(session.execute(select(Person.active, func.count()).group_by(Person.active)).tuples().all())
+        undeliverable = session.scalar(select(func.count()).select_from(Person).where(
+            Person.active.is_(True), Person.undeliverable_since.is_not(None)))
+        by_status = session.execute(
+            select(Delivery.channel, Delivery.status, func.count())
+            .where(Delivery.created_at >= start, Delivery.created_at < end)
+            .group_by(Delivery.channel, Delivery.status).order_by(Delivery.channel, Delivery.status)
+        ).all()
+        trend = reports.weekly_trend(session, reports.last_weeks(week, 8, web.zone), None)
+        notices = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date())
+        rows = reports.engagement(session, start, end)
+    engaged, reachable = reports.reach(rows)
+    return page("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
+                undeliverable=undeliverable, by_status=by_status, notices=notices,
+                rate=reports.rate(rows), engaged=engaged, reachable=reachable,
+                chart=trend_svg([p.week for p in trend], [p.rate for p in trend]), trend=trend)
+
+
+@router.get("/teams", response_class=HTMLResponse)
+def teams(request: Request, web: Web = Depends(current)) -> Response:
+    if (stop := denied(web, request)) is not None:
+        return stop
+    week, start, end = this_week(web)
+    with web.unit_of_work() as session:
+        rows = reports.engagement(session, start, end)
+    children: dict[int | None, list] = {}
+    for row in rows:
+        children.setdefault(row.supervisor_id, []).append(row)
+
+    def members(person_id: int) -> list:
+        found = []
+        for child in children.get(person_id, []):
+            found += [child, *members(child.id)]
+        return found
+
+    def tree(parent: int | None) -> list[dict]:
+        nodes = []
+        for row in children.get(parent, []):
+            if row.id in children:
+                team = members(row.id)
+                nodes.append({"id": row.id, "name": row.name, "size": len(team), "rate": reports.rate(team),
+                              "children": tree(row.id)})
+        return nodes
+
+    roots = [r for r in rows if r.supervisor_id is None or r.supervisor_id not in {x.id for x in rows}]
+    forest = []
+    for root in roots:
+        if root.id in children:
+            team = members(root.id)
+            forest.append({"id": root.id, "name": root.name, "size": len(team), "rate": reports.rate(team),
+                           "children": tree(root.id)})
+    return page("admin_teams", week=week, forest=forest)
+
+
+@router.get("/teams/{person_id}", response_class=HTMLResponse)
+def team(person_id: int, request: Request, web: Web = Depends(current)) -> Response:
+    if (stop := denied(web, request)) is not None:
+        return stop
+    week, start, end = this_week(web)
+    with web.unit_of_work() as session:
+        lead = session.get(Person, person_id)
+        if lead is None:
+            return page("admin_missing", 404, what="team")
+        rows = reports.engagement(session, start, end, reports.subtree(session, person_id))
+    engaged, reachable = reports.reach(rows)
+    return page("admin_team", week=week, lead=lead, rows=rows, rate=reports.rate(rows),
+                engaged=engaged, reachable=reachable, zone=web.zone)
+
+
+@router.get("/people/{person_id}", response_class=HTMLResponse)
+def person(person_id: int, request: Request, web: Web = Depends(current)) -> Response:
+    if (stop := denied(web, request)) is not None:
+        return stop
+    with web.unit_of_work() as session:
+        who = session.get(Person, person_id)
+        if who is None:
+            return page("admin_missing", 404, what="person")
+        deliveries = session.scalars(select(Delivery).where(Delivery.person_id == person_id)
+                                     .order_by(Delivery.created_at.desc()).limit(200)).all()
+        events = session.scalars(select(EngagementEvent).where(EngagementEvent.person_id == person_id)
+                                 .order_by(EngagementEvent.at.desc()).limit(500)).all()
+        supervisor = session.get(Person, who.supervisor_id) if who.supervisor_id else None
+        timeline = sorted(
+            [("delivery", d.created_at, d) for d in deliveries] + [("event", e.at, e) for e in events],
+            key=lambda item: item[1], reverse=True)
+    return page("admin_person", who=who, supervisor=supervisor, timeline=timeline, zone=web.zone,
+                human=sum(1 for e in events if not e.is_machine), machine=sum(1 for e in events if e.is_machine))
+
+
+@router.get("/notices", response_class=HTMLResponse)
+def notices(request: Request, web: Web = Depends(current)) -> Response:
+    if (stop := denied(web, request)) is not None:
+        return stop
+    with web.unit_of_work() as session:
+        progress = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date() - timedelta(days=3650))
+    return page("admin_notices", notices=progress)
+
+
+@router.get("/notices/{notice_id}", response_class=HTMLResponse)
+def notice(notice_id: int, request: Request, web: Web = Depends(current)) -> Response:
+    if (stop := denied(web, request)) is not None:
+        return stop
+    with web.unit_of_work() as session:
+        found = session.get(Notice, notice_id)
+        if found is None:
+            return page("admin_missing", 404, what="notice")
+        people = reports.notice_people(session, notice_id)
+        title = f"{found.policy_version.policy.title} — version {found.policy_version.label}"
+        due = found.due_on
+    return page("admin_notice", title=title, due=due, people=people, zone=web.zone,
+                done=sum(1 for p in people if p["acknowledged_at"]))
+
+
+@router.get("/deliveries", response_class=HTMLResponse)
+def deliveries(request: Request, web: Web = Depends(current)) -> Response:
+    if (stop := denied(web, request)) is not None:
+        return stop
+    with web.unit_of_work() as session:
+        rows = list(reports.delivery_rows(session, problems_only=True, limit=500))
+    return page("admin_deliveries", rows=rows)
+
+
+@router.get("/export/{name}.csv")
+def export(name: str, request: Request, web: Web = Depends(current)) -> Response:
+    if (stop := denied(web, request)) is not None:
+        return stop
+    if name == "engagement":
+        columns = reports.ENGAGEMENT_COLUMNS
+
+        def rows(session: Session):
+            return reports.engagement_rows(session, datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC")))
+    elif name == "deliveries":
+        columns = reports.DELIVERY_COLUMNS
+        rows = reports.delivery_rows
+    else:
+        return page("admin_missing", 404, what="export")
+
+    def stream():  # streamed from one read transaction: a year of deliveries is millions of rows
+        with web.unit_of_work() as session:
+            yield from reports.csv_chunks(rows(session), columns)
+
+    return StreamingResponse(stream(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}.csv"',
+                                      "Cache-Control": "no-store"})
+
+

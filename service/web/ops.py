@@ -1,0 +1,35 @@
+"""What operators and their tools read: health, Prometheus metrics, a plain index."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service.web.context import Web, current
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+def healthz(web: Web = Depends(current)) -> JSONResponse:
+    try:
+        with web.unit_of_work() as session:
+            session.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - health reports any database failure
+        return JSONResponse({"status": "error", "database": exc.__class__.__name__}, status_code=503)
+    body = {"status": "ok", "database": "ok"}
+    if web.background is not None:
+        body["scheduler"] = "leader" if web.background.leader else "follower"
+    return JSONResponse(body)
+
+
+@router.get("/metrics")
+def prometheus(web: Web = Depends(current)) -> Response:
+    return Response(generate_latest(web.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", response_class=PlainTextResponse, include_in_schema=False)
+def index() -> str:
+    return "Policy Nudge is running."

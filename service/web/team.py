@@ -1,0 +1,59 @@
+"""A supervisor's read-only view of their own subtree, reached by the signed link in their
+weekly summary: no account, no admin token, nothing outside their team."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, Response
+
+from service import reports
+from service.charts import trend_svg
+from service.engagement import TEAM
+from service.models import Delivery, Person
+from service.weeks import week_key
+from service.web.context import Web, current
+from service.web.context import page as web_page
+
+TEAM_LINK_DAYS = 35  # five weekly summaries: an old forwarded email stops showing names
+
+
+
+def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
+    """Dashboard pages are never cached (a signed-in admin's view)."""
+    return web_page(name, status, headers={"Cache-Control": "no-store"}, **context)
+
+
+router = APIRouter()
+
+
+@router.get("/team/{token}", response_class=HTMLResponse)
+def team_view(token: str, web: Web = Depends(current)) -> Response:
+    data = web.signer.verify(token)
+    if data is None or data.kind != TEAM:
+        return page("not_found", 404)
+    now, zone = web.clock(), web.zone
+    with web.unit_of_work() as session:
+        summary = session.get(Delivery, data.delivery_id)
+        lead = session.get(Person, summary.person_id) if summary and summary.person_id else None
+        if summary is None or summary.kind != "summary" or lead is None or not lead.active:
+            return page("not_found", 404)
+        if summary.created_at < now - timedelta(days=TEAM_LINK_DAYS):
+            return page("team_expired", 410)
+        week = week_key(now.astimezone(zone).date())
+        start, end = reports.week_bounds(week, zone)
+        scope = reports.subtree_select(lead.id)
+        rows = reports.engagement(session, start, end, scope)
+        trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), scope)
+        notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
+    rollup = any(r.supervisor_id != lead.id for r in rows)
+    engaged, reachable = reports.reach(rows)
+    response = page("team_view", lead=lead, week=week, rate=reports.rate(rows), rollup=rollup,
+                    engaged=engaged, reachable=reachable, notices=notices,
+                    rows=[r for r in rows if r.status in reports.ATTENTION] if rollup else rows, zone=zone,
+                    chart=trend_svg([p.week for p in trend], [p.rate for p in trend]))
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
