@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, create_engine, event, text
+from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, create_engine, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -93,6 +93,28 @@ def refresh_statistics(session: Session, *tables: str) -> None:
     if is_postgres(session):
         for table in tables:
             session.execute(text(f"ANALYZE {table}"))
+
+
+def bulk_insert(session: Session, table: Any, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Write many rows in one go: COPY on PostgreSQL, a Core executemany elsewhere."""
+    if is_postgres(session):
+        copy_rows(session, table.name, columns, [tuple(row[c] for c in columns) for row in rows])
+    else:
+        session.connection().execute(table.insert(), rows)
+
+
+def upsert_adding(session: Session, model: Any, rows: list[dict[str, Any]], conflict: list[str], column: str) -> None:
+    """INSERT, or add the row's ``column`` to the stored one when the ``conflict`` key exists."""
+    insert = postgresql.insert if is_postgres(session) else sqlite.insert
+    statement = insert(model)
+    statement = statement.on_conflict_do_update(
+        index_elements=conflict, set_={column: getattr(model, column) + getattr(statement.excluded, column)})
+    session.execute(statement, rows)
+
+
+def month_of(session: Session, column: Any) -> ColumnElement[str]:
+    """A timestamp's month as text, "2026-09"."""
+    return func.to_char(column, "YYYY-MM") if is_postgres(session) else func.strftime("%Y-%m", column)
 
 
 def copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.db import in_ids, insert_ignore, is_postgres
+from service.db import in_ids, insert_ignore, month_of, upsert_adding
 from service.models import (
     Acknowledgement,
     Delivery,
@@ -107,21 +106,16 @@ def prune(session: Session, now: datetime, retention_days: int) -> int:
     """
     cutoff = now - timedelta(days=retention_days)
     e = EngagementEvent
-    month = (func.to_char(e.at, "YYYY-MM") if is_postgres(session) else func.strftime("%Y-%m", e.at)).label("month")
+    month = month_of(session, e.at).label("month")
     sums = session.execute(
         select(e.person_id, month, e.kind, e.is_machine, func.count())
         .where(e.at < cutoff).group_by(e.person_id, month, e.kind, e.is_machine)
     ).all()
     if not sums:
         return 0
-    insert = postgresql.insert if is_postgres(session) else sqlite.insert
-    statement = insert(EngagementArchive)
-    statement = statement.on_conflict_do_update(
-        index_elements=["person_id", "month", "kind", "is_machine"],
-        set_={"count": EngagementArchive.count + statement.excluded.count},
-    )
-    session.execute(statement, [{"person_id": p, "month": m, "kind": k, "is_machine": bool(x), "count": n}
-                                for p, m, k, x, n in sums])
+    upsert_adding(session, EngagementArchive, [{"person_id": p, "month": m, "kind": k, "is_machine": bool(x),
+                                                "count": n} for p, m, k, x, n in sums],
+                  ["person_id", "month", "kind", "is_machine"], "count")
     deleted = session.execute(delete(e).where(e.at < cutoff).execution_options(synchronize_session=False))
     return deleted.rowcount or 0
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import copy_rows, is_postgres
+from service.db import bulk_insert
 from service.models import Delivery, EngagementEvent, utcnow
 from service.engagement.rules import Rules, classify
 from service.engagement import OPEN, Signer, hash_ip, note_human_signals
@@ -128,7 +128,7 @@ class OpenRecorder:
                              "provider_event_id": None, "user_agent": (p.user_agent or "")[:500] or None,
                              "ip_hash": p.ip_hash, "at": p.at})
             if rows:
-                bulk_insert(session, rows)
+                bulk_insert(session, EngagementEvent.__table__, COLUMNS, rows)
                 note_human_signals(session, [(r["person_id"], r["at"]) for r in rows if not r["is_machine"]])
         if self.on_written is not None:
             self.on_written(rows)
@@ -137,14 +137,6 @@ class OpenRecorder:
 
 COLUMNS = ("delivery_id", "person_id", "kind", "source", "is_machine", "reason", "target", "provider_event_id",
            "user_agent", "ip_hash", "at")
-
-
-def bulk_insert(session: Session, rows: list[dict]) -> None:
-    """Write many events in one go: COPY on PostgreSQL, a Core executemany elsewhere."""
-    if is_postgres(session):
-        copy_rows(session, "engagement_events", COLUMNS, [tuple(row[c] for c in COLUMNS) for row in rows])
-    else:
-        session.connection().execute(EngagementEvent.__table__.insert(), rows)
 
 
 class PixelMiddleware:
