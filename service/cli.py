@@ -103,39 +103,36 @@ def db_upgrade(ctx: typer.Context) -> None:
 @app.command()
 def status(ctx: typer.Context) -> None:
     """What is loaded: people, teams, tips, policies, outbox and engagement."""
-    with transaction(runtime(ctx).sessions()) as session:
+    factory = runtime(ctx).sessions()
+    with transaction(factory) as session:
         summary = reports.status_summary(session)
-    people = Table("role", "active", "inactive", title="People by role")
-    for role, active, inactive in summary.people_by_role:
-        people.add_row(role, str(active), str(inactive))
-    people.add_row("[b]total", str(sum(r[1] for r in summary.people_by_role)),
-                   str(sum(r[2] for r in summary.people_by_role)))
-    teams = Table("supervisor", "active reports", title="Teams")
-    for name, _email, count in summary.teams:
-        teams.add_row(name, str(count))
-    tips = Table("policy", "section", "active tips", "inactive", title="Tips by section")
-    for slug, section, active, inactive in summary.tips_by_section:
-        tips.add_row(slug, section, str(active), str(inactive))
-    pols = Table("policy", "title", "versions", "latest", title="Policies")
-    for slug, title, versions, latest in summary.policies:
-        pols.add_row(slug, title, str(versions), latest or "–")
-    for table in (people, teams, tips, pols):
-        console.print(table)
+    people = _table(("role", "active", "inactive"), "People by role", summary.people_by_role)
+    people.add_row("total", str(sum(r[1] for r in summary.people_by_role)),
+                   str(sum(r[2] for r in summary.people_by_role)), style="bold")
+    tables = [people,
+              _table(("supervisor", "active reports"), "Teams", [(name, n) for name, _, n in summary.teams]),
+              _table(("policy", "section", "active tips", "inactive"), "Tips by section", summary.tips_by_section),
+              _table(("policy", "title", "versions", "latest"), "Policies",
+                     [(*row[:3], row[3] or "–") for row in summary.policies])]
     if summary.deliveries:
-        outbox = Table("kind", "status", "count", title="Outbox")
-        for kind, state, count in summary.deliveries:
-            outbox.add_row(kind, state, str(count))
-        console.print(outbox)
+        tables.append(_table(("kind", "status", "count"), "Outbox", summary.deliveries))
     if summary.engagement:
-        events = Table("event", "machine", "count", title="Engagement events")
-        for kind, machine, count in summary.engagement:
-            events.add_row(kind, "yes" if machine else "no", str(count))
-        console.print(events)
+        tables.append(_table(("event", "machine", "count"), "Engagement events",
+                             [(kind, "yes" if machine else "no", n) for kind, machine, n in summary.engagement]))
     if summary.undeliverable:
-        bad = Table("email", "reason", title="Undeliverable (excluded from 'never engaged')")
-        for email, reason in summary.undeliverable:
-            bad.add_row(email, reason or "")
-        console.print(bad)
+        tables.append(_table(("email", "reason"), "Undeliverable (excluded from 'never engaged')",
+                             [(email, reason or "") for email, reason in summary.undeliverable]))
+    for table in tables:
+        console.print(table)
+    _warn_paused(factory)
+
+
+def _table(columns: tuple[str, ...], title: str, rows) -> Table:
+    """A table of stored values: shown as they are, never read as Rich markup."""
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*(Text(str(value)) for value in row))
+    return table
 
 
 @roster_app.command("import")
@@ -316,15 +313,24 @@ def _dispatch(settings: Settings, factory: sessionmaker[Session]) -> None:
         due = outbox.count_due(session, utcnow())
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("sending", total=due or None)
-        stats = usecases.dispatch(factory, settings, on_batch=lambda batch: progress.advance(task, batch.claimed))
+        stats = usecases.dispatch(factory, settings, on_batch=lambda batch: progress.advance(task, batch.claimed),
+                                  resume=True)
     channels = ", ".join(sorted(route_names(settings)))
     console.print(f"dispatched via {settings.email_backend} ({channels}): sent {stats.sent}, "
                   f"retrying later {stats.retried}, failed {stats.failed}, unconfirmed {stats.unconfirmed}")
+    _warn_paused(factory)
+
+
+NEXT_STEP = {"email": "Fix the settings, then run `nudge dispatch`",
+             canvas.CHANNEL: "Fix the settings, then run `nudge canvas check`"}
+
+
+def _warn_paused(factory: sessionmaker[Session]) -> None:
     with transaction(factory) as session:
-        reason = outbox.paused_reason(session, canvas.CHANNEL)
-    if reason:
-        err_console.print(f"[red]Canvas is paused:[/] {reason}. Fix the settings, then run `nudge canvas check`.",
-                          highlight=False)
+        paused = {channel: outbox.paused_reason(session, channel) for channel in outbox.paused_channels(session)}
+    for channel, reason in sorted(paused.items()):
+        err_console.print(f"[red]{escape(channel.title())} is paused:[/] {escape(reason or '')}. "
+                          f"{NEXT_STEP.get(channel, 'Fix the settings')}; the messages wait.", highlight=False)
 
 
 @digest_app.command("preview")

@@ -56,8 +56,9 @@ class EachRow:
         ):
             try:
                 rendered[delivery.id] = self.render_one(delivery)
-            except (ValueError, KeyError) as exc:
-                rendered[delivery.id] = Result.failed(f"cannot render: {exc}")
+            except Exception as exc:  # noqa: BLE001 - one row that cannot render fails alone
+                log.warning("delivery %s cannot be rendered: %s", delivery.id, exc.__class__.__name__)
+                rendered[delivery.id] = Result.failed(f"cannot render ({exc.__class__.__name__}): {exc}"[:500])
         return rendered
 
 
@@ -140,6 +141,7 @@ class Dispatcher:
         with transaction(self.factory) as session:
             if recover:
                 batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, now)
+                batch.stats.failed += outbox.quarantine_dead_sends(session, now, s.dispatch_max_attempts)
             ids = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
                                self.active_channels(session), reclaim=recover)
         if recover:
@@ -167,8 +169,20 @@ class Dispatcher:
         for name, channel in self.channels.items():
             mine = [m for m in batch.messages if batch.channels_of[m.delivery_id] == name and m.delivery_id in sending]
             if mine:
-                outcomes.extend(zip([m.delivery_id for m in mine], channel.send(mine), strict=True))
+                outcomes.extend(zip([m.delivery_id for m in mine], self._send_through(channel, mine), strict=True))
         return outcomes
+
+    @staticmethod
+    def _send_through(channel: Channel, messages: list[Message]) -> list[Result]:
+        """A channel answers per message; should one raise anyway, the batch is settled, not lost:
+        at-most-once kinds fail (some may have gone out), the others retry within their attempts."""
+        try:
+            return channel.send(messages)
+        except Exception as exc:  # noqa: BLE001 - a channel bug must not leave the batch sending
+            log.exception("channel %s raised for deliveries %s..%s", getattr(channel, "name", "?"),
+                          messages[0].delivery_id, messages[-1].delivery_id)
+            error = f"the channel failed unexpectedly ({exc.__class__.__name__})"
+            return [Result.failed(error) if m.kind in outbox.AT_MOST_ONCE else Result.retry(error) for m in messages]
 
     def _deliver(self, batch: Batch) -> None:
         self._finish(batch, self._send(batch))
@@ -233,6 +247,7 @@ class Dispatcher:
                     in_flight = None
                 if not batch.ready:
                     total.unconfirmed += batch.stats.unconfirmed
+                    total.failed += batch.stats.failed  # quarantined
                     if batch.stats.claimed == 0 and batch.stats.unconfirmed == 0:
                         break
                     continue

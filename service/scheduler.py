@@ -110,6 +110,7 @@ class Background:
         return self.scheduler is not None
 
     def start(self) -> None:
+        usecases.resume_email(self.factory)  # a restart is how a fixed key arrives
         self.dispatcher = usecases.dispatcher(self.factory, self.settings)
         for name, target in (("dispatcher", self._dispatch_loop), ("leader-election", self._election_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)

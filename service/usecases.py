@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import canvas, channels, content, digests, engagement, escalation, notices, reports, roster
+from service import canvas, channels, content, digests, engagement, escalation, notices, outbox, reports, roster
 from service.channels import Channel
 from service.channels.canvas import api_from_settings
 from service.config import Settings
@@ -60,7 +60,7 @@ def dispatcher(
     with transaction(factory) as session:
         links = engagement.make_links(session, settings)
     letters = LetterRenderer(settings.base_url, settings.organisation, links)
-    routes = [Route("email", senders["email"], {
+    routes = [Route(EMAIL, senders[EMAIL], {
         digests.KIND: digests.DigestBatch(DigestRenderer(settings.base_url, settings.organisation, links)),
         **{kind: EachRow(letters.render) for kind in LetterRenderer.kinds},
     })]
@@ -75,9 +75,22 @@ def _digests_sent(session: Session, sent: list[tuple[int | None, str]], now: dat
     engagement.note_digests_sent(session, [p for p, kind in sent if kind == digests.KIND and p], now)
 
 
+EMAIL = "email"  # the route name of email rows, whichever backend sends them
+
+
+def resume_email(factory: sessionmaker[Session]) -> None:
+    """Try the email channel again with the settings as they are now (an admin may have fixed the
+    key); should it still be refused, the first request pauses it again."""
+    with transaction(factory) as session:
+        outbox.resume(session, EMAIL)
+
+
 def dispatch(factory: sessionmaker[Session], settings: Settings, *, clock: Callable[[], datetime] = utcnow,
-             on_batch: Callable[[DispatchStats], None] | None = None) -> DispatchStats:
-    """Send everything due once (rows waiting for a retry stay for later)."""
+             on_batch: Callable[[DispatchStats], None] | None = None, resume: bool = False) -> DispatchStats:
+    """Send everything due once (rows waiting for a retry stay for later); ``resume`` first tries a
+    paused email channel again (someone ran a command after fixing the settings)."""
+    if resume:
+        resume_email(factory)
     sender = dispatcher(factory, settings, clock=clock)
     try:
         return sender.drain(on_batch)

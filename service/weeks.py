@@ -7,6 +7,8 @@ week, so a DST change can neither repeat nor skip a digest.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -27,13 +29,20 @@ def week_key(day: date) -> str:
     return f"{year}-W{week:02d}"
 
 
+WEEK_KEY = re.compile(r"([0-9]{4})-W([0-9]{2})")
+
+
 def parse_week(key: str) -> date:
-    """The Monday of an ISO week key such as 2026-W48; ValueError if malformed."""
+    """The Monday of a canonical ISO week key such as 2026-W48 (ASCII digits, two for the week, a week
+    that year has); ValueError otherwise, so "2026-W010" can never name "2026-W10" a second time."""
+    match = WEEK_KEY.fullmatch(key)
     try:
-        year, week = key.split("-W")
-        return date.fromisocalendar(int(year), int(week), 1)
+        if match is None:
+            raise ValueError
+        return date.fromisocalendar(int(match[1]), int(match[2]), 1)
     except ValueError:
-        raise ValueError(f"week {key!r} is not an ISO week like 2026-W48") from None
+        raise ValueError(f"week {key!r} is not an ISO week like 2026-W48 (that year has no such week, "
+                         "or it is not written YYYY-Www)") from None
 
 
 class HasTimezone(Protocol):

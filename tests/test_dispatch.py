@@ -114,23 +114,38 @@ def test_500_and_dropped_connections_retry_until_delivered_once(factory, sendgri
 
 def test_400_fails_for_good_with_the_reason(factory, sendgrid_settings, sendgrid_double) -> None:
     prepare(factory, sendgrid_settings, 3)
-    sendgrid_double.inject(Fault(status=400))
+    sendgrid_double.inject(*[Fault(status=400)] * 4)  # the batch, then each message alone
     clock = Clock(NOW)
     dispatcher = make_dispatcher(factory, sendgrid_settings, clock=clock)
     dispatcher.drain()
     clock.now += timedelta(days=1)
     dispatcher.drain()
     assert statuses(factory) == {"failed": 3}
-    assert sendgrid_double.attempts == 1
+    assert sendgrid_double.attempts == 4
     with factory() as s:
         assert "SendGrid 400" in s.scalars(select(Delivery.last_error)).first()
 
 
-def test_wrong_api_key_is_a_permanent_401(factory, sendgrid_settings, sendgrid_double) -> None:
+def test_a_batch_refused_with_400_is_sent_again_one_message_at_a_time(factory, sendgrid_settings,
+                                                                       sendgrid_double) -> None:
+    """One bad message makes SendGrid refuse the whole request: alone, the others go through."""
+    prepare(factory, sendgrid_settings, 3)
+    sendgrid_double.inject(Fault(status=400), Fault(), Fault(status=400))  # the batch; then the second alone
+    make_dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
+    assert statuses(factory) == {"sent": 2, "failed": 1}
+    assert sendgrid_double.attempts == 4
+
+
+def test_wrong_api_key_pauses_email_and_keeps_the_rows(factory, sendgrid_settings, sendgrid_double) -> None:
+    from service import outbox
+
     prepare(factory, sendgrid_settings, 2)
     sendgrid_double.api_key = "SG.other"
     make_dispatcher(factory, sendgrid_settings, clock=Clock(NOW)).drain()
-    assert statuses(factory) == {"failed": 2}
+    assert statuses(factory) == {"pending": 2}
+    with factory() as s:
+        assert "SENDGRID_API_KEY" in outbox.paused_reason(s, "email")
+    assert sendgrid_double.attempts == 1  # one refused request, then the channel waits
 
 
 def test_retries_are_bounded(factory, sendgrid_settings, sendgrid_double) -> None:

@@ -7,11 +7,19 @@ paused (misconfigured: the rows wait until an admin fixes the settings).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+log = logging.getLogger(__name__)
 
+# what an exception raised for one message means, said without the message's content
+WHY_UNSENDABLE = {
+    "ValueError": "a header holds a line break or another character email forbids",
+    "UnicodeEncodeError": "the address or a header is not ASCII and the server does not accept UTF-8 (SMTPUTF8)",
+    "SMTPNotSupportedError": "the address is not ASCII and the server does not accept UTF-8 (SMTPUTF8)",
+}
 
 @dataclass(frozen=True)
 class Skeleton:
@@ -107,3 +115,13 @@ class Channel(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def unsendable(message: Message, exc: BaseException) -> Result:
+    """A message that cannot be built or sent fails alone and for good: the batch goes on.
+
+    Logged by delivery id and exception class only (no address or name).
+    """
+    name = exc.__class__.__name__
+    log.warning("delivery %s cannot be sent: %s", message.delivery_id, name)
+    return Result.failed(f"cannot be sent ({name}): {WHY_UNSENDABLE.get(name, 'unexpected error, see the logs')}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from service.channels.base import Message, Result
+from service.channels.base import Message, Result, unsendable
 from service.channels.mime import build_mime
 from service.config import Settings
 
@@ -24,6 +24,8 @@ class OutboxChannel:
                 results.append(self._write(message))
             except OSError as exc:
                 results.append(Result.retry(f"cannot write outbox file: {exc.strerror}"))
+            except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
+                results.append(unsendable(message, exc))
         return results
 
     def _write(self, message: Message) -> Result:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from service.channels.base import Message, Result, Skeleton
+from service.channels.base import Message, Result, Skeleton, unsendable
 from service.config import ConfigError, Settings
 
 MAX_PERSONALIZATIONS = 1000
@@ -46,12 +46,25 @@ class SendGridChannel:
 
     def send(self, messages: list[Message]) -> list[Result]:
         results: dict[int, Result] = {}
+        paused: Result | None = None
         for batch, skeleton in self._batches(messages):
-            body = self._request_body(batch, skeleton)
-            outcome = self._post(body)
-            for message in batch:
+            for message, outcome in ([(m, paused) for m in batch] if paused else self._send_batch(batch, skeleton)):
                 results[id(message)] = outcome
+                paused = outcome if outcome.status == "paused" else paused  # a refused key: stop asking
         return [results[id(m)] for m in messages]
+
+    def _send_batch(self, batch: list[Message], skeleton: Skeleton | None) -> list[tuple[Message, Result]]:
+        """One request; when it fails for good, each message alone, so one bad message fails alone."""
+        try:
+            body = self._request_body(batch, skeleton)
+        except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
+            if len(batch) == 1:
+                return [(batch[0], unsendable(batch[0], exc))]
+            return [pair for message in batch for pair in self._send_batch([message], None)]
+        outcome = self._post(body)
+        if outcome.status == "failed" and len(batch) > 1:
+            return [pair for message in batch for pair in self._send_batch([message], None)]
+        return [(message, outcome) for message in batch]
 
     def _batches(self, messages: list[Message]) -> Iterator[tuple[list[Message], Skeleton | None]]:
         """Group by shared skeleton; a person whose values are too big goes alone, fully rendered."""
@@ -124,6 +137,8 @@ def _from_http_error(exc: HTTPError) -> Result:
     status = int(exc.status_code)
     detail = _error_detail(exc.body)
     error = f"SendGrid {status}: {detail}"[:500]
+    if status in (401, 403):  # the key is wrong or lacks mail.send: the channel waits for an admin
+        return Result.paused(f"SendGrid refused the API key ({status}): check SENDGRID_API_KEY")
     if status == 429 or status >= 500:
         retry_after = None
         headers = exc.headers or {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import smtplib
 import socket
 
-from service.channels.base import Message, Result
+from service.channels.base import Message, Result, unsendable
 from service.channels.mime import build_mime
 from service.config import Settings
 
@@ -41,9 +41,24 @@ class SmtpChannel:
         results: list[Result] = []
         for index, message in enumerate(messages):
             try:
+                mime = build_mime(message, self.settings.from_email)
+                mime.as_bytes()  # a header the email library refuses fails here, before any SMTP command
+            except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
+                results.append(unsendable(message, exc))
+                continue
+            try:
                 conn = self._connection()
-                conn.send_message(build_mime(message, self.settings.from_email))
+                conn.send_message(mime)
                 results.append(Result.sent(None))
+            except smtplib.SMTPAuthenticationError as exc:
+                self.close()
+                reason = Result.paused(f"SMTP login refused ({exc.smtp_code}): check NUDGE_SMTP_USER and "
+                                       "NUDGE_SMTP_PASSWORD")
+                results.extend(reason for _ in messages[index:])
+                break
+            except (smtplib.SMTPNotSupportedError, UnicodeEncodeError) as exc:
+                self.close()  # a command may have been half sent: start the next message afresh
+                results.append(unsendable(message, exc))
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reason = next(iter(exc.recipients.values()))
                 results.append(_by_code(code, reason))
@@ -56,6 +71,9 @@ class SmtpChannel:
                 error = f"SMTP connection problem: {exc.__class__.__name__}"
                 results.extend(Result.retry(error) for _ in messages[index:])
                 break
+            except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
+                self.close()
+                results.append(unsendable(message, exc))
         return results
 
     def close(self) -> None:

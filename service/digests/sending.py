@@ -69,7 +69,10 @@ class DigestBatch:
                                                  for i in ids}
         for head in heads:
             if head.id in tips_of:
-                rendered[head.id] = self.renderer.message(head.id, Recipient(head.email, head.name),
-                                                          self.tips.get(tips_of[head.id]), head.subject,
-                                                          head.payload["week"])
+                try:
+                    rendered[head.id] = self.renderer.message(head.id, Recipient(head.email, head.name),
+                                                              self.tips.get(tips_of[head.id]), head.subject,
+                                                              head.payload["week"])
+                except Exception as exc:  # noqa: BLE001 - one digest that cannot render fails alone
+                    rendered[head.id] = Result.failed(f"cannot render ({exc.__class__.__name__})")
         return rendered

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,9 @@ from service.engagement import note_human_signals
 STORED_EVENTS = {"processed", "delivered", "deferred", "bounce", "dropped", "spamreport", "open", "click"}
 UNDELIVERABLE_EVENTS = {"dropped", "spamreport"}
 TOLERANCE = timedelta(minutes=10)
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp(), datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 class SignatureError(Exception):
@@ -58,7 +62,7 @@ class Verifier:
             raise SignatureError("webhook verification key not configured (SENDGRID_WEBHOOK_PUBLIC_KEY)")
         if not signature or not timestamp:
             raise SignatureError("missing signature headers")
-        if not timestamp.isdigit():
+        if not DIGITS.fullmatch(timestamp) or not EARLIEST <= int(timestamp) < LATEST:
             raise SignatureError("bad timestamp")
         sent = datetime.fromtimestamp(int(timestamp), UTC)
         if now - sent > TOLERANCE or sent - now > TOLERANCE:
@@ -73,12 +77,18 @@ class Verifier:
             raise SignatureError("bad signature")
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
+def _int(value: Any, low: float = 1, high: float = MAX_ID) -> int | None:
+    """An integer within [low, high], given as a JSON number or a string of ASCII digits; else None."""
+    if isinstance(value, str) and DIGITS.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     return None
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """A stored string: no NUL (PostgreSQL refuses it, SQLite would keep it), at most ``limit`` characters."""
+    return str(value).replace("\x00", "")[:limit] if value is not None else None
 
 
 def ingest(session: Session, rules: Rules, body: bytes, now: datetime) -> IngestResult:
@@ -101,6 +111,9 @@ def ingest(session: Session, rules: Rules, body: bytes, now: datetime) -> Ingest
         if not isinstance(kind, str) or not isinstance(event_id, str) or not event_id or _int(stamp) is None:
             result.rejected.append({"index": index, "error": "needs event, sg_event_id and an integer timestamp"})
             continue
+        if _int(stamp, EARLIEST, LATEST) is None or len(event_id) > 200 or not event_id.isprintable():
+            result.rejected.append({"index": index, "error": "timestamp out of range, or sg_event_id malformed"})
+            continue
         if kind not in STORED_EVENTS:
             result.ignored += 1
             continue
@@ -111,24 +124,26 @@ def ingest(session: Session, rules: Rules, body: bytes, now: datetime) -> Ingest
     for index, event, delivery_id in parsed:
         delivery = deliveries.get(delivery_id) if delivery_id is not None else None
         if delivery is None:
-            result.rejected.append({"index": index, "error": f"no delivery for delivery_id {event.get('delivery_id')!r}"})
+            given = event.get("delivery_id")
+            shown = given if isinstance(given, str) and len(given) <= 20 else _text(given, 20)
+            result.rejected.append({"index": index, "error": f"no delivery for delivery_id {shown!r}"})
             continue
         at = datetime.fromtimestamp(_int(event["timestamp"]), UTC)
         kind = event["event"]
         is_machine, reason = False, None
         if kind in ("open", "click"):
-            verdict = classify(rules, user_agent=event.get("useragent"), ip=None, at=at,
+            verdict = classify(rules, user_agent=_text(event.get("useragent"), 500), ip=None, at=at,
                                delivered_at=delivery.sent_at, machine_flag=bool(event.get("sg_machine_open")))
             is_machine, reason = verdict.is_machine, verdict.reason
         elif kind == "bounce":
-            reason = f"{event.get('type', 'bounce')}: {event.get('reason', '')}"[:200]
+            reason = _text(f"{event.get('type', 'bounce')}: {event.get('reason', '')}", 200)
         elif kind in ("dropped", "deferred"):
-            reason = str(event.get("reason", ""))[:200]
+            reason = _text(event.get("reason", ""), 200)
         rows.append({
             "delivery_id": delivery.id, "person_id": delivery.person_id, "kind": kind, "source": "sendgrid",
             "is_machine": is_machine, "reason": reason, "provider_event_id": event["sg_event_id"],
-            "target": event.get("url") if kind == "click" else None,
-            "user_agent": (event.get("useragent") or "")[:500] or None, "ip_hash": None, "at": at,
+            "target": _text(event.get("url"), 2000) if kind == "click" else None,
+            "user_agent": _text(event.get("useragent") or "", 500) or None, "ip_hash": None, "at": at,
         })
     inserted = insert_ignore(session, EngagementEvent, rows, ["provider_event_id"],
                              returning=(EngagementEvent.id, EngagementEvent.provider_event_id))

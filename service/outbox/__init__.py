@@ -14,6 +14,7 @@ from service.outbox.claims import (
     count_due,
     give_up_unconfirmed,
     mark_sending,
+    quarantine_dead_sends,
     record_results,
     release,
 )
@@ -21,7 +22,7 @@ from service.outbox.enqueue import NoticeRef, OutboxMessage, Queued, TipRef, enq
 from service.outbox.pauses import pause, paused_channels, paused_reason, resume
 
 __all__ = [
-    "AT_MOST_ONCE", "BACKOFF_CAP_SECONDS", "NoticeRef", "OutboxMessage", "Queued", "TipRef", "backoff_seconds", "claim", "count_due",
-    "enqueue", "give_up_unconfirmed", "mark_sending", "pause", "paused_channels", "paused_reason", "record_results",
-    "release", "resume",
+    "AT_MOST_ONCE", "BACKOFF_CAP_SECONDS", "NoticeRef", "OutboxMessage", "Queued", "TipRef", "backoff_seconds",
+    "claim", "count_due", "enqueue", "give_up_unconfirmed", "mark_sending", "pause", "paused_channels",
+    "paused_reason", "quarantine_dead_sends", "record_results", "release", "resume",
 ]

@@ -32,6 +32,7 @@ AT_MOST_ONCE = frozenset({"digest", "summary"})
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 UNCONFIRMED_NOTE = "dispatcher stopped during the send; not resent (at most once)"
+QUARANTINE_NOTE = "quarantined: its sending outlived the dispatcher on each of its {} attempts; not resent"
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
@@ -51,6 +52,24 @@ def give_up_unconfirmed(session: Session, now: datetime) -> int:
             Delivery.kind.in_(AT_MOST_ONCE),
         )
         .values(status="unconfirmed", last_error=UNCONFIRMED_NOTE, lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def quarantine_dead_sends(session: Session, now: datetime, max_attempts: int) -> int:
+    """At-least-once rows whose send died with its dispatcher are resent, but only while they have
+    attempts left: a message that kills every dispatcher that sends it is not resent forever."""
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.status == "sending",
+            Delivery.lease_expires_at < now,
+            Delivery.kind.not_in(AT_MOST_ONCE),
+            Delivery.attempts >= max_attempts,
+        )
+        .values(status="failed", last_error=QUARANTINE_NOTE.format(max_attempts), lease_owner=None,
+                lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
@@ -148,7 +167,7 @@ def record_results(
         values: dict[str, Any] = {"last_error": result.error, "lease_owner": None, "lease_expires_at": None}
         tries = attempts.get(delivery_id, 1)
         if result.status == "paused":  # the channel waits for an admin; the row waits unharmed
-            values |= {"status": "pending", "next_attempt_at": now}
+            values |= {"status": "pending", "next_attempt_at": now, "attempts": Delivery.attempts - 1}
             outcome = "paused"
         elif result.status == "retry" and tries < max_attempts:
             values |= {"status": "pending", "next_attempt_at": now + timedelta(seconds=backoff_seconds(tries, result.retry_after))}

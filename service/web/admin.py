@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from service import reports
 from service.charts import trend_svg
 from service.models import Delivery, EngagementEvent, Notice, Person
-from service.web.context import Web, current
+from service.web.context import Web, current, is_row_id
 from service.web.context import page as web_page
 from service.weeks import week_key
 
@@ -164,7 +164,7 @@ def team(person_id: int, request: Request, web: Web = Depends(current)) -> Respo
         return stop
     week, start, end = this_week(web)
     with web.unit_of_work() as session:
-        lead = session.get(Person, person_id)
+        lead = session.get(Person, person_id) if is_row_id(person_id) else None
         if lead is None:
             return page("admin_missing", 404, what="team")
         rows = reports.engagement(session, start, end, reports.subtree(session, person_id))
@@ -178,7 +178,7 @@ def person(person_id: int, request: Request, web: Web = Depends(current)) -> Res
     if (stop := denied(web, request)) is not None:
         return stop
     with web.unit_of_work() as session:
-        who = session.get(Person, person_id)
+        who = session.get(Person, person_id) if is_row_id(person_id) else None
         if who is None:
             return page("admin_missing", 404, what="person")
         deliveries = session.scalars(select(Delivery).where(Delivery.person_id == person_id)
@@ -207,7 +207,7 @@ def notice(notice_id: int, request: Request, web: Web = Depends(current)) -> Res
     if (stop := denied(web, request)) is not None:
         return stop
     with web.unit_of_work() as session:
-        found = session.get(Notice, notice_id)
+        found = session.get(Notice, notice_id) if is_row_id(notice_id) else None
         if found is None:
             return page("admin_missing", 404, what="notice")
         people = reports.notice_people(session, notice_id)

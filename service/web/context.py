@@ -50,6 +50,14 @@ class Web:
         return Signal(request.method, request.headers.get("user-agent"), ip, hash_ip(ip, self.keys[0]), self.clock())
 
 
+MAX_ROW_ID = 2**31 - 1
+
+
+def is_row_id(value: int) -> bool:
+    """Whether a number from a URL can be a row id at all (larger ones overflow PostgreSQL's integer)."""
+    return 0 < value <= MAX_ROW_ID
+
+
 def current(request: Request) -> Web:
     return request.app.state.web
 

@@ -57,12 +57,13 @@ def test_permanent_400s_fail_with_their_reason_and_the_rest_go_out(factory, send
     add_people(factory, 300)
     with factory() as s, s.begin():
         compose(s, settings, utcnow() - timedelta(hours=1), SchoolCalendar(), week="2026-W50")
-    sendgrid_double.inject(Fault(status=400))
+    sendgrid_double.inject(Fault(status=400), Fault(status=400))  # a batch refused for one message: that one
     usecases.dispatcher(factory, settings).drain()
     with factory() as s:
         statuses = dict(s.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples().all())
         reasons = set(s.scalars(select(Delivery.last_error).where(Delivery.status == "failed")))
-    assert statuses == {"failed": 100, "sent": 200}
+    assert statuses == {"failed": 1, "sent": 299}  # the batch's other 99 went out one by one
+    assert sendgrid_double.attempts == 1 + 100 + 2
     assert reasons == {"SendGrid 400: injected 400"}
 
 
