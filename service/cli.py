@@ -6,6 +6,9 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 import time as time_module
 from collections import Counter
 from datetime import UTC, date, datetime, time
@@ -21,6 +24,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rich.progress import Progress
@@ -181,7 +185,7 @@ def policy_import(
     version: Annotated[str, typer.Option("--version", help="Version label, e.g. 2 or 2026-09.")],
     title: Annotated[str | None, typer.Option("--title", help="Title, needed for a new policy.")] = None,
     audience: Annotated[str, typer.Option("--audience", help="Who must acknowledge: all, or roles like teacher,coach.")] = "all",
-    due_days: Annotated[int | None, typer.Option("--due-days", min=1, help="Days to acknowledge (default NUDGE_NOTICE_DUE_DAYS).")] = None,
+    due_days: Annotated[int | None, typer.Option("--due-days", min=1, max=3650, help="Days to acknowledge (default NUDGE_NOTICE_DUE_DAYS).")] = None,
     editorial: Annotated[bool, typer.Option("--editorial", help="A real edit that needs no re-acknowledgement.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the comparison; store and send nothing.")] = False,
 ) -> None:
@@ -348,7 +352,8 @@ def digest_preview(
     if preview.note:
         err_console.print(preview.note)
     if out is not None:
-        out.write_text(preview.message.html, encoding="utf-8")
+        with _writing(out) as file:
+            file.write(preview.message.html)
         console.print(f"wrote {out} ({preview.message.subject!r})")
     else:
         console.print(f"Subject: {preview.message.subject}\n", markup=False)
@@ -366,7 +371,7 @@ def escalate(
     moment = utcnow()
     if as_of is not None:
         try:
-            day = date.fromisoformat(as_of)
+            day = _date("--as-of", as_of)
         except ValueError:
             raise NudgeError(f"--as-of {as_of!r} is not a date like 2026-12-01") from None
         moment = datetime.combine(day, time(12), ZoneInfo(rt.settings.timezone)).astimezone(UTC)
@@ -418,7 +423,7 @@ def report_engagement(
 ) -> None:
     """Per-person engagement export: counts of human and machine signals, last human signal."""
     try:
-        start = datetime.combine(date.fromisoformat(since), time(0), UTC) if since else datetime(2000, 1, 1, tzinfo=UTC)
+        start = datetime.combine(_date("--since", since), time(0), UTC) if since else datetime(2000, 1, 1, tzinfo=UTC)
     except ValueError:
         raise NudgeError(f"--since {since!r} is not a date like 2026-09-01") from None
     with transaction(runtime(ctx).sessions()) as session:
@@ -428,7 +433,7 @@ def report_engagement(
             if root is None:
                 raise NudgeError(f"--team: no person with email {team!r}")
         rows = reports.engagement_rows(session, start, root)
-    with csv_file.open("w", encoding="utf-8", newline="") as out:
+    with _writing(csv_file) as out:
         count = reports.write_csv(rows, reports.ENGAGEMENT_COLUMNS, out)
     console.print(f"wrote {count} people to {csv_file}")
 
@@ -439,7 +444,7 @@ def report_deliveries(
     csv_file: Annotated[Path, typer.Option("--csv", help="Write the CSV here.")],
 ) -> None:
     """Every outbox row with its status, attempts and last error."""
-    with transaction(runtime(ctx).sessions()) as session, csv_file.open("w", encoding="utf-8", newline="") as out:
+    with transaction(runtime(ctx).sessions()) as session, _writing(csv_file) as out:
         count = reports.write_csv(reports.delivery_rows(session), reports.DELIVERY_COLUMNS, out)
     console.print(f"wrote {count} deliveries to {csv_file}")
 
@@ -559,16 +564,63 @@ def canvas_sync_reads(ctx: typer.Context, week: WeekOption = None) -> None:
         err_console.print(f"[red]error:[/] {error}", highlight=False)
 
 
+def _date(option: str, value: str) -> date:
+    """A date from the command line, within the years the service can reason about."""
+    day = date.fromisoformat(value)
+    if not 2000 <= day.year <= 2100:
+        raise NudgeError(f"{option} {value!r}: give a date between 2000 and 2100")
+    return day
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[TextIO]:
+    """A file to write, or one line saying why it cannot be."""
+    try:
+        file = path.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise NudgeError(f"cannot write {path}: {exc.strerror}") from None
+    with file:
+        yield file
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI: user errors become one line on stderr and a non-zero exit, not a traceback."""
+    """Run the CLI: user errors become one line on stderr and a non-zero exit, not a traceback.
+
+    Database problems say what kind they are, never the statement or its values (they may hold
+    names and addresses). NUDGE_DEBUG=1 shows the traceback of an unexpected error.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         app(args=argv, prog_name="nudge")  # usage errors are Typer's: message and exit 2
     except InputErrors as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         for problem in exc.problems:
             err_console.print(f"  {exc.source}: {problem}", highlight=False, markup=False)
         sys.exit(1)
     except NudgeError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)
+    except SQLAlchemyError as exc:
+        if os.environ.get("NUDGE_DEBUG") == "1":
+            raise
+        err_console.print(f"[red]error:[/] {database_problem(exc)}", highlight=False)
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
+        if os.environ.get("NUDGE_DEBUG") == "1":
+            raise
+        err_console.print(f"[red]error:[/] unexpected {exc.__class__.__name__}; run again with NUDGE_DEBUG=1 "
+                          "for the details", highlight=False)
+        sys.exit(1)
+
+
+def database_problem(exc: SQLAlchemyError) -> str:
+    """One line about a database error, from its kind and the driver's first line (no values)."""
+    original = getattr(exc, "orig", None)
+    first = str(original or exc).strip().splitlines()[0][:200] if str(original or exc).strip() else ""
+    if isinstance(exc, OperationalError):
+        if "locked" in first:
+            return "the database is locked by another process; try again in a moment"
+        return f"cannot use the database ({first}); check NUDGE_DATABASE_URL and that the server runs"
+    if isinstance(exc, DataError | IntegrityError):
+        return f"the database refused a value ({original.__class__.__name__ if original else 'data error'})"
+    return f"database error ({exc.__class__.__name__})"

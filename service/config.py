@@ -7,6 +7,7 @@ web app and the jobs call :func:`load_settings` and hand the result down.
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -133,6 +134,17 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{cidr!r} is not a CIDR range like 40.92.0.0/15") from None
         return cidrs
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        match = re.match(r"([a-z][a-z0-9]*)(\+[a-z0-9_]+)?://", value)
+        if match is None:
+            raise ValueError("not a database URL like sqlite:///nudge.db or postgresql+psycopg://host/db")
+        backend = match.group(1)
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"{backend!r} databases are not supported: use SQLite or PostgreSQL")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -17,12 +17,11 @@ from sqlalchemy.orm import Session
 from service.db import BULK_ROWS, refresh_statistics
 from service.errors import InputErrors
 from service.models import Person, utcnow
-from service.inputs import normalize_email, read_text
+from service.inputs import checked_email, field_problem, normalize_email, read_text, whole_number
 
 
 REQUIRED_COLUMNS = ("email", "name", "role")
 OPTIONAL_COLUMNS = ("department", "supervisor_email", "timezone", "canvas_user_id")
-EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
 
 
 @dataclass(frozen=True)
@@ -74,51 +73,67 @@ def parse_roster(text: str, source: str) -> tuple[list[RosterRow], list[str]]:
     rows: list[RosterRow] = []
     first_line: dict[str, int] = {}
     line = 1
-    for raw in reader:
-        line = reader.line_num
-        values = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-        if not any(values.values()):
-            continue
-        if None in raw:
-            problems.append(f"line {line}: more values than columns")
-            continue
-        email = normalize_email(values.get("email", ""))
-        name = unicodedata.normalize("NFC", values.get("name", ""))
-        role = values.get("role", "").lower()
-        if not email:
-            problems.append(f"line {line}: email is empty")
-        elif not EMAIL_RE.match(email):
-            problems.append(f"line {line}: email {email!r} is not a valid address")
-        elif email in first_line:
-            problems.append(
-                f"line {line}: duplicate email {email!r} (first on line {first_line[email]})"
-            )
-        else:
-            first_line[email] = line
-        if not name:
-            problems.append(f"line {line}: name is empty")
-        if not role:
-            problems.append(f"line {line}: role is empty")
-        tz = values.get("timezone") or None
-        if tz is not None:
-            try:
-                ZoneInfo(tz)
-            except (ZoneInfoNotFoundError, ValueError):
-                problems.append(f"line {line}: unknown timezone {tz!r}")
-        canvas_raw = values.get("canvas_user_id") or None
-        canvas_id = None
-        if canvas_raw is not None:
-            if canvas_raw.isdigit():
-                canvas_id = int(canvas_raw)
-            else:
-                problems.append(f"line {line}: canvas_user_id {canvas_raw!r} is not a whole number")
-        supervisor = normalize_email(values.get("supervisor_email", "")) or None
-        rows.append(
-            RosterRow(line, email, name, role, values.get("department") or None, supervisor, tz, canvas_id)
-        )
+    try:
+        for raw in reader:
+            line = reader.line_num
+            row = _row(raw, line, first_line, problems)
+            if row is not None:
+                rows.append(row)  # even with problems: the supervisor checks still read it
+    except csv.Error as exc:  # a field over the csv module's limit, a NUL byte, a broken quote
+        problems.append(f"line {reader.line_num}: cannot be read as CSV ({exc})")
     if not rows and not problems:
         problems.append("line 2: no people in the file")
     return rows, problems
+
+
+LIMITS = {"name": 200, "role": 64, "department": 200, "timezone": 64}
+
+
+def _row(raw: dict, line: int, first_line: dict[str, int], problems: list[str]) -> RosterRow | None:
+    """One line's person (its problems added to ``problems``), or None when the line is empty or has
+    more values than columns."""
+    values = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+    if not any(values.values()):
+        return None
+    if None in raw:
+        problems.append(f"line {line}: more values than columns")
+        return None
+    found = [f"line {line}: {why}" for name, limit in LIMITS.items()
+             if (why := field_problem(name, values.get(name, ""), limit))]
+    email, why = checked_email(values.get("email", ""))
+    if not values.get("email"):
+        found.append(f"line {line}: email is empty")
+    elif email is None:
+        found.append(f"line {line}: email {values['email'][:80]!r} {why}")
+    elif email in first_line:
+        found.append(f"line {line}: duplicate email {email!r} (first on line {first_line[email]})")
+    else:
+        first_line[email] = line
+    supervisor = None
+    if values.get("supervisor_email"):
+        supervisor, why = checked_email(values["supervisor_email"])
+        if supervisor is None:
+            found.append(f"line {line}: supervisor_email {values['supervisor_email'][:80]!r} {why}")
+    name = unicodedata.normalize("NFC", values.get("name", ""))
+    role = values.get("role", "").lower()
+    if not name:
+        found.append(f"line {line}: name is empty")
+    if not role:
+        found.append(f"line {line}: role is empty")
+    tz = values.get("timezone") or None
+    if tz is not None and not field_problem("timezone", tz, LIMITS["timezone"]):
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            found.append(f"line {line}: unknown timezone {tz!r}")
+    canvas_id = None
+    if values.get("canvas_user_id"):
+        canvas_id, why = whole_number("canvas_user_id", values["canvas_user_id"])
+        if why:
+            found.append(f"line {line}: {why}")
+    problems.extend(found)
+    return RosterRow(line, email or normalize_email(values.get("email", "")), name, role,
+                     values.get("department") or None, supervisor, tz, canvas_id)
 
 
 def _line_number(problem: str) -> int:

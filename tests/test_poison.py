@@ -49,16 +49,28 @@ def test_a_non_ascii_address_fails_alone_on_smtp_without_smtputf8(cli_env, capsy
     assert "sent 6" in out and "failed 1" in out
 
 
-def test_a_line_break_in_a_name_fails_that_email_alone(cli_env, capsys, factory) -> None:
-    load(capsys, roster(cli_env, '"x@school.example","Evil\r\nBcc: victim@evil.example",teacher,,,,'))
-    code, out, err = run_cli(capsys, "digest", "send", "--week", WEEK)
-    assert code == 0, err
-    results = outcomes(factory)
-    status, error, _ = results.pop("x@school.example")
-    assert status == "failed" and "line break" in error
-    assert {r[0] for r in results.values()} == {"sent"}
-    files = list((cli_env / "outbox" / "digest").glob("*.eml"))
-    assert len(files) == 6 and not any(b"victim@evil" in f.read_bytes() for f in files)
+def test_the_roster_refuses_a_line_break_in_a_name(cli_env, capsys, factory) -> None:
+    load(capsys, roster(cli_env))
+    bad = roster(cli_env, '"x@school.example","Evil\r\nBcc: victim@evil.example",teacher,,,,')
+    code, out, err = run_cli(capsys, "roster", "import", str(bad))
+    assert code == 1 and "name holds a control character" in err and "nothing was written" in err
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Person)) == 6
+
+
+def test_the_outbox_channel_fails_one_unbuildable_message_and_writes_the_rest(settings) -> None:
+    """Should a message the email library refuses reach a channel anyway, it fails alone."""
+    from service.channels import Message, Skeleton
+    from service.channels.outbox import OutboxChannel
+
+    skeleton = Skeleton(subject="Hello", html="<p>hi</p>", text="hi")
+    names = ["Ann", "Evil\r\nBcc: victim@evil.example", "Bob"]
+    batch = [Message(i, "notice", f"p{i}@school.example", name, skeleton) for i, name in enumerate(names, 1)]
+    results = OutboxChannel(settings).send(batch)
+    assert [r.status for r in results] == ["sent", "failed", "sent"]
+    assert "line break" in results[1].error
+    files = list((Path(settings.outbox_dir) / "notice").glob("*.eml"))
+    assert len(files) == 2 and not any(b"victim@evil" in f.read_bytes() for f in files)
 
 
 def test_a_refused_sendgrid_key_pauses_email_and_a_fixed_key_sends(cli_env, capsys, monkeypatch, factory,

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 
 from service.errors import InputErrors
 from service.models import Policy, Tip
-from service.inputs import read_text
+from service.inputs import field_problem, read_text
 
 MAX_TIP_WORDS = 60
 MAX_TITLE_CHARS = 120
+FIELD_LIMITS = {"section": 300, "title": 200, "body": 20_000}  # the columns (the body is Text)
 TIP_KEYS = {"id", "section", "title", "body", "audience", "refs"}
 TOP_KEYS = {"policy", "tips"}
 POLICY_KEYS = {"slug", "title"}
@@ -77,6 +78,9 @@ def _string_list(value: Any, where: str, name: str, problems: list[str]) -> list
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         problems.append(f"{where}: {name} must be a list of non-empty strings")
         return []
+    for item in value:
+        if why := field_problem(f"{name} entry", item.strip(), 100):
+            problems.append(f"{where}: {why}")
     return [v.strip() for v in value]
 
 
@@ -84,6 +88,8 @@ def parse_pack(text: str, source: str) -> Pack:
     """Check a whole pack; raise InputErrors naming the file, tip id and line of each problem."""
     try:
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise InputErrors(source, ["YAML: nested too deeply to be a tip pack"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "YAML"
@@ -109,6 +115,8 @@ def parse_pack(text: str, source: str) -> Pack:
             problems.append(f"{where}: slug must be lower-case letters, digits and dashes")
         if not title:
             problems.append(f"{where}: title is required")
+        elif why := field_problem("title", title, 300):
+            problems.append(f"{where}: {why}")
     raw_tips = data.get("tips")
     tips: list[TipSpec] = []
     if not isinstance(raw_tips, list) or not raw_tips:
@@ -140,6 +148,8 @@ def parse_pack(text: str, source: str) -> Pack:
                 problems.append(f"{where}: {name} is required")
                 value = ""
             values[name] = value.strip()
+            if why := field_problem(name, values[name], FIELD_LIMITS[name], multiline=name == "body"):
+                problems.append(f"{where}: {why}")
         if len(values["title"]) > MAX_TITLE_CHARS:
             problems.append(f"{where}: title is longer than {MAX_TITLE_CHARS} characters")
         words = word_count(values["body"])

@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from service.errors import InputErrors, NudgeError
 from service.models import Notice, Policy, PolicySection, PolicyVersion, Tip, utcnow
-from service.inputs import read_text
+from service.inputs import field_problem, read_text
 from service.policy.diff import SectionChange, compare, is_material, summary_html
 from service.policy.text import Section, normalize_text, sha256, split_sections
 
 
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -74,6 +75,16 @@ def import_version(
     text = normalize_text(read_text(path))
     if not text:
         raise InputErrors(source, ["the file is empty"])
+    problems = [f"line {number}: {why}" for number, line in enumerate(text.split("\n"), start=1)
+                if (why := field_problem("the text", line, 100_000, multiline=True))]
+    if not SLUG.fullmatch(slug):
+        problems.append(f"--policy {slug[:40]!r}: use lower-case letters, digits and dashes (at most 100)")
+    if title is not None and (why := field_problem("--title", title, 300)):
+        problems.append(why)
+    problems += [f"section {s.title[:40]!r}: the heading is longer than 300 characters"
+                 for s in split_sections(text) if len(s.title) > 300]
+    if problems:
+        raise InputErrors(source, problems)
     if not LABEL_RE.match(label):
         raise InputErrors(source, [f"version label {label!r}: use letters, digits, '.', '_' or '-'"])
     policy = get_policy(session, slug)
