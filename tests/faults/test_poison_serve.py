@@ -1,7 +1,7 @@
-"""One poison row among 1,000 people while two `nudge serve` processes (and the importing command)
-dispatch a policy notice with a 5 s lease for two minutes: everyone else gets exactly one notice, the poison row ends
-`failed` with its reason, and no row has more attempts than the maximum. (PostgreSQL: two
-serving processes are a PostgreSQL deployment.)
+"""One poison row among 1,000 people while two `nudge serve` processes (and the importing
+command) dispatch a policy notice with a 5 s lease for two minutes: everyone else gets exactly one
+notice, the poison row ends `failed` with its reason, and no row has more attempts than the
+maximum. (PostgreSQL: two serving processes are a PostgreSQL deployment.)
 
 The poison is an address the roster accepts and the SMTP server cannot take: a non-ASCII
 mailbox on a server without SMTPUTF8.
