@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+import sqlite3
 from contextlib import contextmanager
 
 from typing import Any
@@ -13,11 +14,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
+SQLITE_BUSY_SECONDS = 30  # how long a SQLite connection waits for a lock, unless a web request says less
+
+
 def make_engine(url: str, **kwargs: object) -> Engine:
     """Create an engine; SQLite gets foreign keys, a busy timeout and WAL."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -26,6 +30,10 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             if parsed.database not in (None, "", ":memory:"):
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
+
+        @event.listens_for(engine, "checkout")
+        def _default_busy_timeout(dbapi_conn, _record, _proxy):  # a web request may have shortened it
+            dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -47,6 +55,23 @@ def transaction(factory: sessionmaker[Session], *, dry_run: bool = False) -> Ite
         else:
             with session.begin():
                 yield session
+
+
+def sqlite_write_locked(session: Session, wait_ms: int) -> bool:
+    """Whether another process holds SQLite's write lock for longer than ``wait_ms`` (PostgreSQL: never
+    one lock for the whole database). Takes the lock for an instant and gives it back."""
+    if is_postgres(session):
+        return False
+    raw = session.connection().connection.driver_connection
+    raw.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    if raw.in_transaction:
+        return False
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return True
+    raw.execute("ROLLBACK")
+    return False
 
 
 def is_postgres(session_or_engine: Session | Engine) -> bool:

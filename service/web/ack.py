@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from service.engagement import ACK, ack_subject, record_ack
@@ -49,6 +50,13 @@ def ack_page(token: str, web: Web = Depends(current)) -> HTMLResponse:
 @router.post("/ack/{token}", response_class=HTMLResponse)
 def acknowledge(token: str, request: Request, email: str | None = Form(default=None),
                 web: Web = Depends(current)) -> HTMLResponse:
+    try:
+        return _acknowledge(token, request, email, web)
+    except OperationalError:  # locked or away: say so within two seconds; the person tries again
+        return page("busy", 503)
+
+
+def _acknowledge(token: str, request: Request, email: str | None, web: Web) -> HTMLResponse:
     with web.unit_of_work() as session:
         found = ack_context(web, session, token)
         if found is None:

@@ -24,7 +24,7 @@ from service.engagement.webhook import Verifier
 from service.models import utcnow
 from service.scheduler import Background
 from service.web import ack, admin, ops, policies, team, tracking, webhook
-from service.web.context import Web
+from service.web.context import DeferredWrites, Web
 from service.web.metrics import Metrics
 from service.web.opens import OpenRecorder, PixelMiddleware
 
@@ -50,7 +50,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     with transaction(factory) as session:
         keys = signing_keys(session, settings)
     web = Web(settings, factory, keys, Signer(keys), Rules.from_settings(settings), Metrics(),
-              Verifier(settings.sendgrid_webhook_public_key), clock, background)
+              Verifier(settings.sendgrid_webhook_public_key), clock, background, DeferredWrites(factory))
 
     def counted(rows: list[dict]) -> None:
         for row in rows:
@@ -71,6 +71,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         if background is not None:
             background.stop()  # stop claiming, finish the batch in hand, hand the scheduler on
         opens.stop()  # write what is queued before the process ends
+        web.deferred.stop()
 
     app = NudgeApp(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     web.metrics.watch_database(factory, lambda: background.leader if background is not None else None)

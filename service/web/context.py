@@ -9,8 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import logging
+import threading
+from collections import deque
+
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
@@ -20,6 +26,53 @@ from service.rendering import template_env
 from service.scheduler import Background
 from service.web.metrics import Metrics
 from service.web.opens import NO_STORE
+
+log = logging.getLogger(__name__)
+
+
+WAIT_FOR_LOCK_MS = 2000  # a reader's request waits at most this long for a locked SQLite database
+
+
+class DeferredWrites:
+    """Writes a reader must not wait for (a click's record): tried at once, and when the database is
+    locked or away, kept and retried in the background until it takes them."""
+
+    def __init__(self, factory: sessionmaker[Session], interval: float = 1.0):
+        self.factory, self.interval = factory, interval
+        self.queue: deque[Callable[[Session], object]] = deque()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, write: Callable[[Session], object]) -> None:
+        self.queue.append(write)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="deferred-writes", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def flush(self) -> int:
+        """Write what is queued, in order, until the database refuses; returns how many were written."""
+        done = 0
+        while self.queue:
+            write = self.queue[0]
+            try:
+                with transaction(self.factory) as session:
+                    write(session)
+            except OperationalError:
+                log.warning("database busy or away: %d write(s) wait", len(self.queue))
+                return done
+            self.queue.popleft()
+            done += 1
+        return done
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.flush()
 
 
 @dataclass
@@ -33,14 +86,19 @@ class Web:
     verifier: webhook.Verifier
     clock: Callable[[], datetime]
     background: Background | None = None
+    deferred: DeferredWrites | None = None
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
+    def unit_of_work(self, *, wait_ms: int = WAIT_FOR_LOCK_MS) -> Iterator[Session]:
+        """A request's transaction; on SQLite it waits at most ``wait_ms`` for a lock (then
+        OperationalError), so a reader is never kept for the engine's half minute."""
         with transaction(self.factory) as session:
+            if session.get_bind().dialect.name == "sqlite":  # the pool sets it back at the next checkout
+                session.execute(text(f"PRAGMA busy_timeout = {int(wait_ms)}"))
             yield session
 
     def signal_of(self, request: Request) -> Signal:

@@ -6,14 +6,18 @@ A forged or altered token is never recorded: it shows a plain 404 and redirects 
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
+from sqlalchemy.exc import OperationalError
 
 from service.engagement import CLICK, record_click
 from service.web.context import Web, current, page
 from service.web.opens import NO_STORE
 
 router = APIRouter()
+CLICK_WAIT_MS = 100  # a click waits this long for a locked SQLite database, then is written later
 
 
 @router.get("/c/{token}")
@@ -23,8 +27,14 @@ def click(token: str, request: Request, web: Web = Depends(current)) -> Response
     if data is None or data.kind != CLICK or not data.target.startswith(("https://", "http://")):
         web.metrics.invalid_tokens.labels("click").inc()
         return page("not_found", 404)
-    with web.unit_of_work() as session:
-        event = record_click(session, web.rules, data.delivery_id, data.target, web.signal_of(request))
+    signal = web.signal_of(request)
+    try:
+        with web.unit_of_work(wait_ms=CLICK_WAIT_MS) as session:
+            event = record_click(session, web.rules, data.delivery_id, data.target, signal)
+    except OperationalError:  # locked or away: the reader goes on at once, the click is written later
+        web.deferred.add(partial(record_click, rules=web.rules, delivery_id=data.delivery_id, target=data.target,
+                                 signal=signal))
+        event = None
     if event is not None:
         web.metrics.signals.labels("click", str(event.is_machine).lower()).inc()
     return RedirectResponse(data.target, status_code=302, headers=NO_STORE)
