@@ -43,8 +43,8 @@ from service.db import make_engine, make_sessionmaker, transaction
 from service.errors import InputErrors, NudgeError
 from service.models import Person, utcnow
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True, markup=False)  # stored values and paths are never read as markup
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -174,7 +174,7 @@ def content_import(
         counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
         console.print(f"imported {path}: {counts}")
         for warning in result.warnings:
-            err_console.print(f"[yellow]warning:[/] {path}: {warning}")
+            err_console.print(f"[yellow]warning:[/] {escape(str(path))}: {escape(warning)}", markup=True)
 
 
 @policy_app.command("import")
@@ -221,7 +221,7 @@ def _print_changes(changes: list[SectionChange]) -> None:
     for change in changes:
         if change.status == "unchanged":
             continue
-        console.print(f"[{styles[change.status]}]{change.status:>9}[/]  {escape(change.title)}")
+        console.print(f"[{styles[change.status]}]{change.status:>9}[/]  {escape(change.title)}", markup=True)
         if change.status in ("changed", "editorial"):
             runs = change.word_diff()
             for index, (op, text) in enumerate(runs):
@@ -244,9 +244,10 @@ def policy_show(
         chosen = content.find_version(session, policy, version)
         console.print(f"[b]{escape(chosen.policy.title)}[/] — version {chosen.label} of "
                       f"{len(chosen.policy.versions)}, imported {chosen.imported_at:%Y-%m-%d %H:%M} UTC, "
-                      f"sha256 {chosen.content_hash[:12]}{' (editorial)' if chosen.editorial else ''}")
+                      f"sha256 {chosen.content_hash[:12]}{' (editorial)' if chosen.editorial else ''}",
+                      markup=True)
         for section in chosen.sections:
-            console.print(Panel(escape(section.text) or "(empty)", title=escape(section.title), title_align="left"),
+            console.print(Panel(section.text or "(empty)", title=section.title, title_align="left"),
                           soft_wrap=False)
 
 
@@ -334,7 +335,8 @@ def _warn_paused(factory: sessionmaker[Session]) -> None:
         paused = {channel: outbox.paused_reason(session, channel) for channel in outbox.paused_channels(session)}
     for channel, reason in sorted(paused.items()):
         err_console.print(f"[red]{escape(channel.title())} is paused:[/] {escape(reason or '')}. "
-                          f"{NEXT_STEP.get(channel, 'Fix the settings')}; the messages wait.", highlight=False)
+                          f"{NEXT_STEP.get(channel, 'Fix the settings')}; the messages wait.", highlight=False,
+                          markup=True)
 
 
 @digest_app.command("preview")
@@ -389,7 +391,7 @@ def escalate(
     for email, reason, why in result.resolved:
         console.print(f"  resolved {email}: {reason} ({why})", markup=False)
     for warning in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, markup=True)
     if not dry_run and result.emails:
         _dispatch(rt.settings, factory)
 
@@ -561,7 +563,7 @@ def canvas_sync_reads(ctx: typer.Context, week: WeekOption = None) -> None:
     result = usecases.sync_canvas_reads(rt.sessions(), rt.settings, utcnow(), week=week)
     console.print(f"checked {result.checked} read states, recorded {result.recorded} new Canvas reads")
     for error in result.errors:
-        err_console.print(f"[red]error:[/] {error}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(error)}", highlight=False, markup=True)
 
 
 def _date(option: str, value: str) -> date:
@@ -593,23 +595,23 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="nudge")  # usage errors are Typer's: message and exit 2
     except InputErrors as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
         for problem in exc.problems:
             err_console.print(f"  {exc.source}: {problem}", highlight=False, markup=False)
         sys.exit(1)
     except NudgeError as exc:
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
         sys.exit(1)
     except SQLAlchemyError as exc:
         if os.environ.get("NUDGE_DEBUG") == "1":
             raise
-        err_console.print(f"[red]error:[/] {database_problem(exc)}", highlight=False)
+        err_console.print(f"[red]error:[/] {escape(database_problem(exc))}", highlight=False, markup=True)
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - no traceback reaches a user
         if os.environ.get("NUDGE_DEBUG") == "1":
             raise
         err_console.print(f"[red]error:[/] unexpected {exc.__class__.__name__}; run again with NUDGE_DEBUG=1 "
-                          "for the details", highlight=False)
+                          "for the details", highlight=False, markup=True)
         sys.exit(1)
 
 
