@@ -36,7 +36,7 @@ from canvasapi.exceptions import (
     Unauthorized,
 )
 
-from service.channels.base import Message, Result
+from service.channels.base import Message, Result, unsendable
 from service.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,8 @@ class CanvasChannel:
                 results.append(Result.paused(paused))
             except CanvasUnavailable as exc:
                 results.append(Result.retry(str(exc)))
+            except Exception as exc:  # noqa: BLE001 - one bad post never stops the batch
+                results.append(unsendable(message, exc))
         return results
 
     def _post(self, message: Message) -> Result:
