@@ -114,3 +114,20 @@ def test_delivery_items_refuse_both_or_neither_reference(session, refs) -> None:
     with pytest.raises(IntegrityError):
         with session.begin_nested():
             session.execute(insert(DeliveryItem).values(**values))
+
+
+def test_a_send_that_outlives_its_dispatcher_on_every_attempt_is_quarantined(session) -> None:
+    """A message that kills each dispatcher sending it (at least once) is resent only while it has
+    attempts left, then failed with the reason; at-most-once rows are never resent at all."""
+    [notice] = make_rows(session, ["notice"])
+    now = T0
+    for worker in range(3):
+        assert outbox.quarantine_dead_sends(session, now, 3) == 0
+        assert outbox.claim(session, f"w{worker}", now, 10, 60, {"email"}) == [notice]
+        assert outbox.mark_sending(session, [notice], f"w{worker}", now, 60) == [notice]
+        now += timedelta(seconds=61)  # the dispatcher died during the send
+    assert outbox.quarantine_dead_sends(session, now, 3) == 1
+    assert outbox.claim(session, "w3", now, 10, 60, {"email"}) == []
+    row = session.get(Delivery, notice)
+    session.refresh(row)
+    assert (row.status, row.attempts) == ("failed", 3) and "quarantined" in row.last_error
