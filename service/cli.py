@@ -506,7 +506,7 @@ def simulate(
         console.print(f"  {row.week} done", highlight=False)
 
     def keep_serving(result: sim.Simulation) -> None:
-        console.print(f"dashboard: {result.base_url}/admin (token: demo); Ctrl-C stops")
+        console.print(f"dashboard: {result.base_url}/admin (token: {sim.DEMO_TOKEN}); Ctrl-C stops")
         try:
             while True:
                 time_module.sleep(3600)

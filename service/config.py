@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import NudgeError
 
+ADMIN_TOKEN_MIN = 24
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -58,7 +59,8 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
     base_url: str = "http://localhost:8000"
-    admin_token: SecretStr | None = None
+    admin_token: SecretStr | None = None  # the dashboard is on only with one of ADMIN_TOKEN_MIN characters
+    metrics_token: SecretStr | None = None  # when set, /metrics needs "Authorization: Bearer <it>"
     timezone: str = "America/Chicago"
     admin_email: str | None = None
     from_email: str = "nudge@localhost"
@@ -166,6 +168,11 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_weekday(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def admin_enabled(self) -> bool:
+        """An empty or short admin token is as good as none: it turns the dashboard off."""
+        return self.admin_token is not None and len(self.admin_token.get_secret_value()) >= ADMIN_TOKEN_MIN
 
     @property
     def canvas_enabled(self) -> bool:

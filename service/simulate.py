@@ -41,6 +41,7 @@ from service.paths import CONTENT_DIR
 from service.web.app import create_app
 from service import usecases
 
+DEMO_TOKEN = "demo-dashboard-token-0123456789"  # the throwaway simulation's dashboard
 START = date(2026, 9, 7)  # a Monday: the simulated term starts here, whatever today is
 PERSONAS = ("engaged", "skimmer", "scanner", "never", "bouncing")
 WEIGHTS = (0.45, 0.25, 0.15, 0.10, 0.05)
@@ -175,7 +176,7 @@ def run(
         database_url=url, email_backend="sendgrid", sendgrid_host=sendgrid.url,
         sendgrid_api_key=SecretStr(sendgrid.api_key), sendgrid_webhook_public_key=sendgrid.public_key,
         canvas_api_url=canvas.url, canvas_api_key=SecretStr(canvas.token), canvas_course_ids=[101],
-        secret_key=SecretStr(f"simulation-{seed}"), base_url=result.base_url, admin_token=SecretStr("demo"),
+        secret_key=SecretStr(f"simulation-{seed}"), base_url=result.base_url, admin_token=SecretStr(DEMO_TOKEN),
         admin_email="admin@example.org", outbox_dir=str(outbox_dir), organisation="The Blake School (simulated)",
     )
     usecases.import_content(factory, [CONTENT_DIR / "social_media.yaml"])

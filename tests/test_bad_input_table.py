@@ -13,6 +13,7 @@ from service.models import Delivery, Person, PolicyVersion, Tip
 from tests.conftest import REPO, LiveServer
 from tests.helpers import run_cli
 
+ADMIN_TOKEN = "t0ken-long-enough-for-a-dashboard"
 HEADER = "email,name,role,department,supervisor_email,timezone,canvas_user_id\n"
 GOOD = "boss@school.example,Boss,administrator,,,,\n"
 POLICY_V1 = (REPO / "content" / "policies" / "social-media-v1.txt").read_text(encoding="utf-8")
@@ -120,10 +121,10 @@ def test_webhook_events_out_of_range_are_rejected_and_the_rest_stored(factory, l
 def test_out_of_range_ids_in_admin_urls_are_404(factory, settings) -> None:
     from service.web.app import create_app
 
-    admin = settings.model_copy(update={"admin_token": SecretStr("t0ken"), "secret_key": SecretStr("k")})
+    admin = settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN), "secret_key": SecretStr("k")})
     with LiveServer(create_app(admin, factory)) as server, \
             httpx.Client(base_url=server.url, follow_redirects=True) as client:
-        assert client.post("/admin/login", data={"token": "t0ken"}).status_code == 200
+        assert client.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 200
         for url in ("/admin/people/99999999999999999999999", "/admin/teams/2147483648", "/admin/notices/0"):
             assert client.get(url).status_code == 404, url
 

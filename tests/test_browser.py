@@ -28,7 +28,7 @@ ARTIFACTS = REPO / "test-artifacts"
 # CI sets NUDGE_REQUIRE_BROWSER=1, so a missing browser fails there instead of skipping
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("NUDGE_REQUIRE_BROWSER"),
                                 reason="Chromium is not installed (.ci/run installs it)")
-TOKEN = "let-me-in-please"
+TOKEN = "let-me-in-please-a-long-admin-token"
 
 
 @pytest.fixture

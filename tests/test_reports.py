@@ -23,6 +23,7 @@ from service.engagement import note_human_signals
 from tests.conftest import REPO
 from tests.helpers import run_cli
 
+ADMIN_TOKEN = "t0ken-long-enough-for-a-dashboard"
 CHICAGO = ZoneInfo("America/Chicago")
 WEEK = "2026-W49"  # Monday 30 November 2026
 MONDAY = date(2026, 11, 30)
@@ -175,9 +176,9 @@ def test_delivery_problems_page_and_streamed_csv(factory, settings, team) -> Non
         rows[2].attempts = 3  # sent after retries
         problems = {rows[0].id, rows[1].id, rows[2].id}
         total = len(rows)
-    admin = settings.model_copy(update={"admin_token": SecretStr("t0ken"), "secret_key": SecretStr("k")})
+    admin = settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN), "secret_key": SecretStr("k")})
     with LiveServer(create_app(admin, factory)) as live, httpx.Client(base_url=live.url, follow_redirects=True) as client:
-        assert client.post("/admin/login", data={"token": "t0ken"}).status_code == 200
+        assert client.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 200
         page = client.get("/admin/deliveries").text
         listed = {int(i) for i in re.findall(r'data-delivery="(\d+)"', page)}
         assert listed == problems

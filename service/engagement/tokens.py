@@ -72,10 +72,18 @@ class Signer:
 
 
 def signing_keys(session: Session, settings: Settings) -> list[str]:
-    """The configured keys, or a key generated once and kept in the database (with a warning)."""
-    if settings.secret_keys:
-        return settings.secret_keys
+    """The configured keys, or a key generated once and kept in the database (with a warning).
+
+    Setting NUDGE_SECRET_KEY later does not break the links already sent: the generated key keeps
+    verifying (it never signs again) until an admin deletes it."""
     stored = session.get(AppSecret, GENERATED_KEY_NAME)
+    if settings.secret_keys:
+        if stored is None or stored.value in settings.secret_keys:
+            return settings.secret_keys
+        log.warning("the signing key generated before NUDGE_SECRET_KEY was set still verifies the links sent "
+                    "with it; once those are old enough, delete the app_secrets row %r to retire it",
+                    GENERATED_KEY_NAME)
+        return [*settings.secret_keys, stored.value]  # the configured key signs; the old one only verifies
     if stored is None:
         log.warning("NUDGE_SECRET_KEY is not set: generated a signing key and stored it in the database")
         stored = AppSecret(name=GENERATED_KEY_NAME, value=secrets.token_urlsafe(32))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -69,16 +71,22 @@ def write_csv(rows: Iterable[dict[str, object]], columns: tuple[str, ...], out) 
     return count
 
 
-def csv_chunks(rows: Iterable[dict[str, object]], columns: tuple[str, ...], every: int = 2000) -> Iterator[str]:
-    """CSV text in pieces of ``every`` rows (header first), for files and streamed downloads."""
-    import csv
-    import io
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP: a spreadsheet would run these as formulas
 
+
+def spreadsheet_safe(value: object) -> object:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading apostrophe."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def csv_chunks(rows: Iterable[dict[str, object]], columns: tuple[str, ...], every: int = 2000) -> Iterator[str]:
+    """CSV text in pieces of ``every`` rows (header first), for files and streamed downloads; cells
+    that a spreadsheet would run as formulas are escaped."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for count, row in enumerate(rows, 1):
-        writer.writerow(row)
+        writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
         if count % every == 0:
             yield out.getvalue()
             out.seek(0)

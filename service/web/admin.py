@@ -60,7 +60,7 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 
 
 def denied(web: Web, request: Request) -> Response | None:
-    if web.settings.admin_token is None:
+    if not web.settings.admin_enabled:
         return page("admin_disabled", 503)
     if not AdminSession(web.keys).valid(request.cookies.get(COOKIE)):
         return RedirectResponse("/admin/login", status_code=303)
@@ -72,16 +72,21 @@ def this_week(web: Web) -> tuple[str, datetime, datetime]:
     return (key, *reports.week_bounds(key, web.zone))
 
 
+@router.get("/", include_in_schema=False)
+def with_slash() -> Response:
+    return RedirectResponse("/admin", status_code=307)  # relative: never a host taken from the request
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(web: Web = Depends(current)) -> Response:
-    if web.settings.admin_token is None:
+    if not web.settings.admin_enabled:
         return page("admin_disabled", 503)
     return page("admin_login")
 
 
 @router.post("/login", response_class=HTMLResponse)
 def login(token: str = Form(default=""), web: Web = Depends(current)) -> Response:
-    if web.settings.admin_token is None:
+    if not web.settings.admin_enabled:
         return page("admin_disabled", 503)
     if not hmac.compare_digest(token.encode(), web.settings.admin_token.get_secret_value().encode()):
         return page("admin_login", 401, error="That token is not right.")

@@ -8,6 +8,7 @@ answers a GIF (no oracle), a click shows a plain 404 and redirects nowhere, an a
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings, load_settings
+from service.config import ADMIN_TOKEN_MIN, Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.engagement import Rules, Signer, signing_keys
 from service.engagement.webhook import Verifier
@@ -25,8 +26,11 @@ from service.models import utcnow
 from service.scheduler import Background
 from service.web import ack, admin, ops, policies, team, tracking, webhook
 from service.web.context import DeferredWrites, Web
+from service.web.headers import SecurityHeaders
 from service.web.metrics import Metrics
 from service.web.opens import OpenRecorder, PixelMiddleware
+
+log = logging.getLogger(__name__)
 
 
 class NudgeApp(FastAPI):
@@ -47,6 +51,8 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     """The web app; with ``background`` (what `nudge serve` runs), its lifespan also starts and
     stops the dispatcher loop and the scheduler election."""
     factory = factory or make_sessionmaker(make_engine(settings.database_url))
+    if settings.admin_token is not None and not settings.admin_enabled:
+        log.warning("NUDGE_ADMIN_TOKEN is shorter than %d characters: the dashboard is off", ADMIN_TOKEN_MIN)
     with transaction(factory) as session:
         keys = signing_keys(session, settings)
     web = Web(settings, factory, keys, Signer(keys), Rules.from_settings(settings), Metrics(),
@@ -73,7 +79,10 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         opens.stop()  # write what is queued before the process ends
         web.deferred.stop()
 
-    app = NudgeApp(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
+    # redirect_slashes off: Starlette would build its redirect from the request's Host header
+    app = NudgeApp(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
+                   redirect_slashes=False)
+    app.add_middleware(SecurityHeaders)
     web.metrics.watch_database(factory, lambda: background.leader if background is not None else None)
     app.state.web, app.state.opens = web, opens  # the routes' context; the pixel's write queue (flushed by tests)
 

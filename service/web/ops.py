@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+import hmac
+
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -31,7 +33,13 @@ def healthz(web: Web = Depends(current)) -> JSONResponse:
 
 
 @router.get("/metrics")
-def prometheus(web: Web = Depends(current)) -> Response:
+def prometheus(request: Request, web: Web = Depends(current)) -> Response:
+    """Prometheus metrics; with NUDGE_METRICS_TOKEN set, only for "Authorization: Bearer <token>"."""
+    token = web.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token.get_secret_value()}".encode()):
+            return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return Response(generate_latest(web.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

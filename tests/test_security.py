@@ -1,0 +1,75 @@
+"""Security by default (issue [3 of 8], the parts done so far): short admin tokens, security headers,
+no Host reflection, formula cells in CSV exports, the metrics token, the kept generated key."""
+
+import csv
+import logging
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from service.web.app import create_app
+from tests.conftest import LiveServer
+from tests.helpers import run_cli
+
+LONG = "an-admin-token-of-enough-characters"
+
+
+@pytest.mark.parametrize("token", ["", "short-token"])
+def test_an_empty_or_short_admin_token_turns_the_dashboard_off(factory, settings, token, caplog) -> None:
+    with caplog.at_level(logging.WARNING), \
+            LiveServer(create_app(settings.model_copy(update={"admin_token": SecretStr(token)}), factory)) as live:
+        answer = httpx.post(f"{live.url}/admin/login", data={"token": token}, follow_redirects=False)
+        assert answer.status_code == 503 and "nudge_admin" not in answer.headers.get("set-cookie", "")
+        assert httpx.get(f"{live.url}/admin/export/deliveries.csv").status_code == 503
+    assert "shorter than 24 characters" in caplog.text
+
+
+def test_html_pages_carry_security_headers_and_redirects_ignore_the_host(factory, settings) -> None:
+    admin = settings.model_copy(update={"admin_token": SecretStr(LONG)})
+    with LiveServer(create_app(admin, factory)) as live:
+        page = httpx.get(f"{live.url}/admin/login")
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert "script-src 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        moved = httpx.get(f"{live.url}/admin/", headers={"Host": "evil.example"}, follow_redirects=False)
+        assert moved.status_code in (301, 302, 303, 307, 308) and moved.headers["location"] == "/admin"
+        assert httpx.get(f"{live.url}/c/forged", headers={"Host": "evil.example"}).status_code == 404
+
+
+def test_csv_exports_escape_cells_a_spreadsheet_would_run(cli_env, capsys, factory) -> None:
+    roster = cli_env / "roster.csv"
+    roster.write_text("email,name,role,department,supervisor_email,timezone,canvas_user_id\n"
+                      'a@school.example,"=HYPERLINK(""http://evil.example"")",teacher,,,,\n'
+                      "b@school.example,+cmd|' /C calc'!A0,@staff,,,,\n"
+                      "c@school.example,-2+3,teacher,,,,\n", encoding="utf-8")
+    assert run_cli(capsys, "roster", "import", str(roster))[0] == 0
+    out = cli_env / "engagement.csv"
+    assert run_cli(capsys, "report", "engagement", "--csv", str(out))[0] == 0
+    rows = {r["email"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert rows["a@school.example"]["name"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert rows["b@school.example"]["name"].startswith("'+cmd") and rows["b@school.example"]["role"] == "'@staff"
+    assert rows["c@school.example"]["name"] == "'-2+3"
+
+
+def test_metrics_need_the_bearer_token_when_one_is_set(factory, settings) -> None:
+    with LiveServer(create_app(settings.model_copy(update={"metrics_token": SecretStr("m-token")}), factory)) as live:
+        assert httpx.get(f"{live.url}/metrics").status_code == 401
+        assert httpx.get(f"{live.url}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        answer = httpx.get(f"{live.url}/metrics", headers={"Authorization": "Bearer m-token"})
+        assert answer.status_code == 200 and "nudge_" in answer.text
+
+
+def test_links_sent_before_a_secret_key_was_set_keep_working(factory, settings) -> None:
+    from service.engagement import CLICK, Signer, TokenData, signing_keys
+
+    with factory() as s, s.begin():
+        generated = signing_keys(s, settings)  # the first run: no NUDGE_SECRET_KEY, a key is generated
+    old_link = Signer(generated).sign(TokenData(CLICK, 1, "https://example.org/"))
+    configured = settings.model_copy(update={"secret_key": SecretStr("a-new-configured-secret-key-of-32-bytes")})
+    with factory() as s, s.begin():
+        keys = signing_keys(s, configured)
+    assert keys[0] == "a-new-configured-secret-key-of-32-bytes" and generated[0] in keys
+    assert Signer(keys).verify(old_link) is not None  # still verifies
+    assert Signer(keys).sign(TokenData(CLICK, 1, "x")) != Signer(generated).sign(TokenData(CLICK, 1, "x"))
