@@ -73,3 +73,33 @@ def test_links_sent_before_a_secret_key_was_set_keep_working(factory, settings) 
     assert keys[0] == "a-new-configured-secret-key-of-32-bytes" and generated[0] in keys
     assert Signer(keys).verify(old_link) is not None  # still verifies
     assert Signer(keys).sign(TokenData(CLICK, 1, "x")) != Signer(generated).sign(TokenData(CLICK, 1, "x"))
+
+
+def test_login_attempts_are_throttled_per_client(factory, settings) -> None:
+    with LiveServer(create_app(settings.model_copy(update={"admin_token": SecretStr(LONG)}), factory)) as live:
+        answers = [httpx.post(f"{live.url}/admin/login", data={"token": "wrong"}) for _ in range(12)]
+        assert [a.status_code for a in answers[:10]] == [401] * 10
+        assert answers[10].status_code == 429 and int(answers[10].headers["retry-after"]) > 0
+        assert httpx.post(f"{live.url}/admin/login", data={"token": LONG}).status_code == 429  # even the right one
+
+
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"},
+                                     {"Origin": "null"}])
+def test_cross_origin_form_posts_are_refused(factory, live, sendgrid_double, delivered, headers) -> None:  # noqa: F811
+    import re
+
+    from sqlalchemy import func, select
+
+    from service.models import Acknowledgement
+
+    ack = re.search(r'href="([^"]*/ack/[^"]+)"', sendgrid_double.emails[0].html).group(1)
+    ack = ack.replace("http://nudge.test", live.url)
+    assert httpx.post(ack, headers=headers).status_code == 403
+    assert httpx.post(f"{live.url}/admin/login", data={"token": "x"}, headers=headers).status_code == 403
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Acknowledgement)) == 0
+    same_origin = {"Sec-Fetch-Site": "same-origin", "Origin": live.url}
+    assert httpx.post(ack, headers=same_origin).status_code == 200
+
+
+from tests.test_webhook import delivered  # noqa: E402,F401 - digests sent through SendGrid's double

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+from collections import deque
 import time as clock
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -84,11 +86,51 @@ def login_form(web: Web = Depends(current)) -> Response:
     return page("admin_login")
 
 
+class LoginThrottle:
+    """At most ``limit`` wrong tokens per client address in ``window`` seconds (per process)."""
+
+    def __init__(self, limit: int = 10, window: float = 300.0):
+        self.limit, self.window = limit, window
+        self.failures: dict[str, deque[float]] = {}
+        self.lock = threading.Lock()
+
+    def wait(self, client: str) -> int:
+        """Seconds this client must wait before trying again; 0 if it may try now."""
+        now = clock.monotonic()
+        with self.lock:
+            recent = self.failures.get(client)
+            while recent and recent[0] <= now - self.window:
+                recent.popleft()
+            if not recent or len(recent) < self.limit:
+                return 0
+            return max(1, int(recent[0] + self.window - now) + 1)
+
+    def failed(self, client: str) -> None:
+        with self.lock:
+            if len(self.failures) > 10_000:  # a flood of addresses cannot grow it without bound
+                self.failures.clear()
+            self.failures.setdefault(client, deque()).append(clock.monotonic())
+
+
+def throttle_of(request: Request) -> LoginThrottle:
+    """The app's own throttle (each app, and so each test server, counts separately)."""
+    state = request.app.state
+    if not hasattr(state, "login_throttle"):
+        state.login_throttle = LoginThrottle()
+    return state.login_throttle
+
+
 @router.post("/login", response_class=HTMLResponse)
-def login(token: str = Form(default=""), web: Web = Depends(current)) -> Response:
+def login(request: Request, token: str = Form(default=""), web: Web = Depends(current)) -> Response:
     if not web.settings.admin_enabled:
         return page("admin_disabled", 503)
+    client, throttle = web.signal_of(request).ip or "unknown", throttle_of(request)
+    if wait := throttle.wait(client):
+        response = page("admin_login", 429, error="Too many wrong tokens: try again later.")
+        response.headers["Retry-After"] = str(wait)
+        return response
     if not hmac.compare_digest(token.encode(), web.settings.admin_token.get_secret_value().encode()):
+        throttle.failed(client)
         return page("admin_login", 401, error="That token is not right.")
     response = RedirectResponse("/admin", status_code=303)
     response.set_cookie(COOKIE, AdminSession(web.keys).issue(), max_age=SESSION_SECONDS, httponly=True,

@@ -26,7 +26,7 @@ from service.models import utcnow
 from service.scheduler import Background
 from service.web import ack, admin, ops, policies, team, tracking, webhook
 from service.web.context import DeferredWrites, Web
-from service.web.headers import SecurityHeaders
+from service.web.headers import CrossOriginForms, SecurityHeaders
 from service.web.metrics import Metrics
 from service.web.opens import OpenRecorder, PixelMiddleware
 
@@ -82,6 +82,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     # redirect_slashes off: Starlette would build its redirect from the request's Host header
     app = NudgeApp(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
                    redirect_slashes=False)
+    app.add_middleware(CrossOriginForms)
     app.add_middleware(SecurityHeaders)
     web.metrics.watch_database(factory, lambda: background.leader if background is not None else None)
     app.state.web, app.state.opens = web, opens  # the routes' context; the pixel's write queue (flushed by tests)

@@ -1,4 +1,5 @@
-"""Security headers on every response the app makes (the open pixel answers before it, a GIF)."""
+"""Security headers on every response the app makes (the open pixel answers before it, a GIF), and
+the cross-origin check on every form POST."""
 
 from __future__ import annotations
 
@@ -32,3 +33,34 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+FORMS = ("/ack/", "/admin/")  # every state-changing form; the webhook is server to server, signed
+
+
+def cross_origin(headers: dict[bytes, bytes]) -> bool:
+    """A browser says where a request comes from: Sec-Fetch-Site, else Origin against the Host the
+    browser addressed (scheme left out: a TLS proxy may stand between). No header: not a browser form."""
+    site = headers.get(b"sec-fetch-site")
+    if site is not None:
+        return site not in (b"same-origin", b"none")
+    origin = headers.get(b"origin")
+    if origin is None:
+        return False
+    return origin == b"null" or origin.split(b"://", 1)[-1] != headers.get(b"host", b"")
+
+
+class CrossOriginForms:
+    """ASGI middleware: a cross-origin POST to a form is refused (403) before any route reads it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if (scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith(FORMS)
+                and cross_origin(dict(scope["headers"]))):
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            await send({"type": "http.response.body", "body": b"Cross-origin form posts are refused.\n"})
+            return
+        await self.app(scope, receive, send)
