@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     base_url: str = "http://localhost:8000"
     admin_token: SecretStr | None = None  # the dashboard is on only with one of ADMIN_TOKEN_MIN characters
+    webhook_max_bytes: int = Field(5_000_000, ge=1_000)  # SendGrid batches are far smaller
     metrics_token: SecretStr | None = None  # when set, /metrics needs "Authorization: Bearer <it>"
     timezone: str = "America/Chicago"
     admin_email: str | None = None

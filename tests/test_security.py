@@ -103,3 +103,44 @@ def test_cross_origin_form_posts_are_refused(factory, live, sendgrid_double, del
 
 
 from tests.test_webhook import delivered  # noqa: E402,F401 - digests sent through SendGrid's double
+
+
+def test_an_oversize_webhook_body_is_refused_while_it_streams(factory, web_settings) -> None:
+    """413 for a body over the cap, declared or not, before the signature or any JSON is read; the
+    server's memory stays flat under concurrent oversize posts (measured on this process: it serves)."""
+    import resource
+    import threading
+
+    small = web_settings.model_copy(update={"webhook_max_bytes": 100_000})
+    with LiveServer(create_app(small, factory)) as live:
+        url = f"{live.url}/webhooks/sendgrid"
+        assert httpx.post(url, content=b"[" + b" " * 200_000 + b"]").status_code == 413
+
+        def chunks():
+            for _ in range(300):  # 30 MB, never declared
+                yield b" " * 100_000
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        answers: list[int] = []
+        posts = [threading.Thread(target=lambda: answers.append(httpx.post(url, content=chunks()).status_code))
+                 for _ in range(4)]
+        for post in posts:
+            post.start()
+        for post in posts:
+            post.join(60)
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        print(f"\nfour concurrent 30 MB posts with a 100 kB cap: answers {answers}, peak memory grew {grown_mb:.0f} MB")
+        assert answers == [413] * 4 and grown_mb < 50
+
+
+def test_logout_revokes_the_session_everywhere(factory, settings) -> None:
+    with LiveServer(create_app(settings.model_copy(update={"admin_token": SecretStr(LONG)}), factory)) as live:
+        with httpx.Client(base_url=live.url) as browser:
+            assert browser.post("/admin/login", data={"token": LONG}).status_code == 303
+            cookie = browser.cookies.get("nudge_admin")
+            assert browser.get("/admin").status_code == 200
+            copy = httpx.Client(base_url=live.url, cookies={"nudge_admin": cookie})
+            assert copy.get("/admin").status_code == 200
+            assert browser.post("/admin/logout").status_code == 303
+            assert copy.get("/admin", follow_redirects=False).status_code == 303  # the kept copy is dead
+            copy.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import threading
 from collections import deque
 import time as clock
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from service import reports
 from service.charts import trend_svg
-from service.models import Delivery, EngagementEvent, Notice, Person
+from service.models import AdminSession, Delivery, EngagementEvent, Notice, Person
 from service.web.context import Web, current, is_row_id
 from service.web.context import page as web_page
 from service.weeks import week_key
@@ -30,27 +31,34 @@ COOKIE = "nudge_admin"
 SESSION_SECONDS = 12 * 3600
 
 
-class AdminSession:
-    """Signed cookie values: "expiry.tag", the tag an HMAC of the expiry under a dashboard-only key."""
+class SessionCookie:
+    """Signed cookie values "session-id.expiry.tag" (HMAC under a dashboard-only key); the session
+    itself is a row, so logout revokes it for every process."""
 
     def __init__(self, keys: list[str]):
         self.keys = [hashlib.sha256(f"dashboard:{k}".encode()).digest() for k in keys]
 
-    def _tag(self, key: bytes, expires: str) -> str:
-        return hmac.new(key, expires.encode(), hashlib.sha256).hexdigest()
+    def _tag(self, key: bytes, body: str) -> str:
+        return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
 
-    def issue(self) -> str:
-        expires = str(int(clock.time()) + SESSION_SECONDS)
-        return f"{expires}.{self._tag(self.keys[0], expires)}"
+    def issue(self, session: Session, now: datetime) -> str:
+        sid, expires = secrets.token_urlsafe(24), int(clock.time()) + SESSION_SECONDS
+        session.add(AdminSession(id=sid, created_at=now, expires_at=now + timedelta(seconds=SESSION_SECONDS)))
+        body = f"{sid}.{expires}"
+        return f"{body}.{self._tag(self.keys[0], body)}"
 
-    def valid(self, value: str | None) -> bool:
-        if not value or "." not in value:
-            return False
-        expires, tag = value.split(".", 1)
-        if not expires.isdigit() or int(expires) < clock.time():
-            return False
-        return any(hmac.compare_digest(self._tag(k, expires), tag) for k in self.keys)
+    def session_id(self, value: str | None) -> str | None:
+        """The session a genuine, unexpired cookie names (not yet checked against revocation)."""
+        parts = (value or "").split(".")
+        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) < clock.time():
+            return None
+        body = f"{parts[0]}.{parts[1]}"
+        return parts[0] if any(hmac.compare_digest(self._tag(k, body), parts[2]) for k in self.keys) else None
 
+    def valid(self, session: Session, value: str | None) -> bool:
+        sid = self.session_id(value)
+        row = session.get(AdminSession, sid) if sid else None
+        return row is not None and row.revoked_at is None
 
 
 def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
@@ -64,7 +72,9 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 def denied(web: Web, request: Request) -> Response | None:
     if not web.settings.admin_enabled:
         return page("admin_disabled", 503)
-    if not AdminSession(web.keys).valid(request.cookies.get(COOKIE)):
+    with web.unit_of_work() as session:
+        signed_in = SessionCookie(web.keys).valid(session, request.cookies.get(COOKIE))
+    if not signed_in:
         return RedirectResponse("/admin/login", status_code=303)
     return None
 
@@ -133,13 +143,22 @@ def login(request: Request, token: str = Form(default=""), web: Web = Depends(cu
         throttle.failed(client)
         return page("admin_login", 401, error="That token is not right.")
     response = RedirectResponse("/admin", status_code=303)
-    response.set_cookie(COOKIE, AdminSession(web.keys).issue(), max_age=SESSION_SECONDS, httponly=True,
+    with web.unit_of_work() as session:
+        cookie = SessionCookie(web.keys).issue(session, web.clock())
+    response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True,
                         samesite="strict", secure=web.settings.base_url.startswith("https://"), path="/admin")
     return response
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request, web: Web = Depends(current)) -> Response:
+    """Revokes the session server-side: a copy of the cookie kept elsewhere no longer works."""
+    sid = SessionCookie(web.keys).session_id(request.cookies.get(COOKIE))
+    if sid is not None:
+        with web.unit_of_work() as session:
+            row = session.get(AdminSession, sid)
+            if row is not None and row.revoked_at is None:
+                row.revoked_at = web.clock()
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(COOKIE, path="/admin")
     return response

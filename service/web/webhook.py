@@ -14,9 +14,25 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
+async def capped_body(request: Request, limit: int) -> bytes | None:
+    """The body, read while it streams in; None as soon as it passes ``limit`` (memory stays flat)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            return None
+    return bytes(received)
+
+
 @router.post("/webhooks/sendgrid")
 async def sendgrid_events(request: Request, web: Web = Depends(current)) -> JSONResponse:
-    body = await request.body()
+    body = await capped_body(request, web.settings.webhook_max_bytes)
+    if body is None:
+        web.metrics.webhook_batches.labels("rejected").inc()
+        return JSONResponse({"error": f"body larger than {web.settings.webhook_max_bytes} bytes"}, status_code=413)
     try:
         web.verifier.verify(body, request.headers.get("x-twilio-email-event-webhook-signature"),
                             request.headers.get("x-twilio-email-event-webhook-timestamp"), web.clock())
