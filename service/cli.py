@@ -477,10 +477,11 @@ def serve(
     if workers > 1:  # each worker process builds its own app from the environment
         os.environ["NUDGE_SERVE_BACKGROUND"] = "1" if background else "0"
         uvicorn.run("service.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", access_log=False, proxy_headers=False)
+                    log_level="warning", access_log=False, proxy_headers=False, log_config=None)
     else:
         web = create_app(rt.settings, factory, Background(rt.engine, factory, rt.settings) if background else None)
-        uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False)
+        uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False,
+                    log_config=None)  # uvicorn's loggers go through ours: redacted, JSON when asked
 
 
 @app.command()

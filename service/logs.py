@@ -13,12 +13,23 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 TOKEN = re.compile(r"/(o|c|ack)/[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+")
 
 
+PARAMETERS = re.compile(r"\[parameters: .*?\](?=\n|$)", re.S)  # SQLAlchemy's statement values
+
+
+def redact(text: str) -> str:
+    return TOKEN.sub(r"/\1/[token]", EMAIL.sub("[email]", PARAMETERS.sub("[parameters: hidden]", text)))
+
+
 class Redact(logging.Filter):
+    """Masks addresses, tokens and statement values in the message and in a traceback's text."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = TOKEN.sub(r"/\1/[token]", EMAIL.sub("[email]", message))
+        cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -26,8 +37,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname.lower(),
                  "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            entry["error"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -39,5 +50,8 @@ def configure(settings: Settings, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through this handler, not uvicorn's own
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
     for noisy in ("apscheduler", "httpx", "uvicorn.access", "canvasapi"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

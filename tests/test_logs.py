@@ -37,3 +37,32 @@ def test_a_whole_simulated_fortnight_logs_no_address_at_info(tmp_path, caplog) -
         assert logging.getLogger("canvasapi").level == logging.WARNING  # it logs request URLs at INFO
     finally:
         root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+
+
+def test_database_errors_and_uvicorn_lines_are_redacted(capsys) -> None:
+    """A database error's statement values (names, addresses) never reach the log, and uvicorn's own
+    loggers go through the same handler (JSON when asked)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import IntegrityError
+
+    from service.logs import configure
+
+    engine = create_engine("sqlite://")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE people (email TEXT UNIQUE)"))
+        conn.execute(text("INSERT INTO people VALUES ('ann.lee@example.org')"))
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure(load_settings(log_format="json"))
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO people VALUES (:e)"), {"e": "ann.lee@example.org"})
+        except IntegrityError:
+            logging.getLogger("service.roster").exception("roster import failed")
+        logging.getLogger("uvicorn.error").error("Exception in ASGI application for bob@example.org")
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert [line["logger"] for line in lines] == ["service.roster", "uvicorn.error"]
+    assert "[parameters: hidden]" in lines[0]["error"] and "example.org" not in json.dumps(lines)
