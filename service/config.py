@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import urlsplit
 from datetime import time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.errors import NudgeError
 
 ADMIN_TOKEN_MIN = 24
+SECRET_KEY_MIN_BYTES = 32
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+PLACEHOLDERS = {"change-me-in-production", "change-me-too"}  # docker-compose.yml's defaults
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -170,6 +174,21 @@ class Settings(BaseSettings):
     def _lower_weekday(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @model_validator(mode="after")
+    def _deployment_secrets(self) -> Settings:
+        """A deployment others reach (a base URL that is not this machine) needs real secrets."""
+        host = urlsplit(self.base_url).hostname or ""
+        if host in LOCAL_HOSTS or host.endswith(".localhost") or not self.secret_key:
+            return self
+        for key in self.secret_keys:
+            if key in PLACEHOLDERS or len(key.encode()) < SECRET_KEY_MIN_BYTES:
+                raise ValueError(f"NUDGE_SECRET_KEY: with NUDGE_BASE_URL on {host} every key needs at least "
+                                 f"{SECRET_KEY_MIN_BYTES} bytes and no placeholder; make one with "
+                                 "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        if self.admin_token is not None and self.admin_token.get_secret_value() in PLACEHOLDERS:
+            raise ValueError("NUDGE_ADMIN_TOKEN: still the placeholder of docker-compose.yml")
+        return self
+
     @property
     def admin_enabled(self) -> bool:
         """An empty or short admin token is as good as none: it turns the dashboard off."""
@@ -203,8 +222,11 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            name = env_name(field) if field in Settings.model_fields else field
             message = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a rule about several settings names them itself
+                problems.append(message)
+                continue
+            field = str(err["loc"][0])
+            name = env_name(field) if field in Settings.model_fields else field
             problems.append(f"{name}: {message}")
         raise ConfigError("bad configuration: " + "; ".join(problems)) from None

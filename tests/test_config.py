@@ -16,6 +16,8 @@ def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.from_email == "nudge@localhost"
     assert settings.canvas_enabled is False
 
+NEW, OLD = "new-" + "n" * 32, "old-" + "o" * 32
+
 
 def test_every_design_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
@@ -33,7 +35,7 @@ def test_every_design_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         "CANVAS_API_URL": "http://canvas",
         "CANVAS_API_KEY": "ck",
         "NUDGE_CANVAS_COURSE_IDS": "101, 102",
-        "NUDGE_SECRET_KEY": "new,old",
+        "NUDGE_SECRET_KEY": f"{NEW},{OLD}",  # a deployment's keys: 32 bytes at least
         "NUDGE_BASE_URL": "https://nudge.example.org/",
         "NUDGE_ADMIN_TOKEN": "admin",
         "NUDGE_TIMEZONE": "Europe/London",
@@ -49,7 +51,7 @@ def test_every_design_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.sendgrid_webhook_public_key == "MFkw"
     assert (s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_starttls) == ("mail", 2525, "u", True)
     assert s.canvas_course_ids == [101, 102] and s.canvas_enabled
-    assert s.secret_keys == ["new", "old"]
+    assert s.secret_keys == [NEW, OLD]
     assert s.base_url == "https://nudge.example.org"
     assert s.timezone == "Europe/London"
     assert (s.admin_email, s.from_email) == ("it@example.org", "tips@example.org")

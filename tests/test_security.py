@@ -144,3 +144,17 @@ def test_logout_revokes_the_session_everywhere(factory, settings) -> None:
             assert browser.post("/admin/logout").status_code == 303
             assert copy.get("/admin", follow_redirects=False).status_code == 303  # the kept copy is dead
             copy.close()
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"NUDGE_SECRET_KEY": "short-key"}, "at least 32 bytes"),
+    ({"NUDGE_SECRET_KEY": "change-me-in-production"}, "at least 32 bytes"),
+    ({"NUDGE_SECRET_KEY": "k" * 40, "NUDGE_ADMIN_TOKEN": "change-me-too"}, "placeholder"),
+])
+def test_a_deployment_refuses_weak_or_placeholder_secrets(capsys, monkeypatch, env, says) -> None:
+    monkeypatch.setenv("NUDGE_BASE_URL", "https://nudge.school.example")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run_cli(capsys, "status")
+    assert code == 1 and says in err and len(err.strip().splitlines()) == 1
+    assert "short-key" not in err and "change-me" not in err  # secrets are never printed
