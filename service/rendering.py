@@ -222,7 +222,7 @@ class LetterRenderer:
     then goes out like a digest, a thousand readers to a provider request.
     """
 
-    kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary"})
+    kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary", "confirm"})
     shared_kinds = frozenset({"notice", "reminder"})
 
     def __init__(self, base_url: str, organisation: str, links: Links):
@@ -301,6 +301,11 @@ class LetterRenderer:
         context = self._notice_context(delivery)
         return context | {"headline": f"{context['policy_title']} has changed",
                           "summary_text": html_to_text(str(context["summary"]))}
+
+    def _confirm(self, delivery: Delivery) -> dict[str, object]:
+        """The personal link a reader asked for on a shared page (a Canvas post)."""
+        return {"ack_url": self.links.ack(delivery.id, delivery.payload["ack_subject"]),
+                "what": delivery.payload["what"]}
 
     def _reminder(self, delivery: Delivery) -> dict[str, object]:
         return self._notice_context(delivery) | {"days_left": int(delivery.payload.get("days_left", 0))}

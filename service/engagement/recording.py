@@ -20,6 +20,7 @@ from service.models import (
     UTCDateTime,
 )
 from service.engagement.rules import Rules, Verdict, classify, is_click_burst
+from service.outbox import OutboxMessage, enqueue
 
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,24 @@ def record_ack(session: Session, delivery: Delivery, subject: str, person_id: in
 
 
 def ack_subject(delivery_id: int, token_target: str) -> str:
-    """What an ack token acknowledges: a notice when it says so, else the delivery itself."""
-    return token_target if token_target.startswith("notice:") else f"delivery:{delivery_id}"
+    """What an ack token acknowledges: what it names (a notice, or the shared post a personal
+    confirmation link stands for), else the delivery itself."""
+    return token_target if token_target.startswith(("notice:", "delivery:")) else f"delivery:{delivery_id}"
+
+
+CONFIRM = "confirm"  # the kind of a personal confirmation link asked for on a shared page
+
+
+def send_confirmation_link(session: Session, email: str, subject: str, what: str, now: datetime) -> bool:
+    """Queue a personal confirmation link for ``subject`` to ``email`` if it is an active person's:
+    only that link's POST acknowledges, so nobody confirms for somebody else. At most one a day per
+    person and subject (the outbox key). Returns whether one was queued (never shown to the asker)."""
+    person_id = session.scalar(select(Person.id).where(Person.email == email, Person.active.is_(True)))
+    if person_id is None:
+        return False
+    return bool(enqueue(session, [OutboxMessage(
+        CONFIRM, f"{subject}:{now.date().isoformat()}", now, person_id=person_id,
+        subject=f"Confirm you have read: {what}"[:300], payload={"ack_subject": subject, "what": what})]))
 
 
 def prune(session: Session, now: datetime, retention_days: int) -> int:

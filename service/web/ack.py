@@ -1,6 +1,12 @@
-"""The acknowledge page: a GET shows the button, only a POST records (link scanners follow GETs)."""
+"""The acknowledge page: a GET shows the button, only a POST records (link scanners follow GETs).
+
+A shared page (a Canvas post) asks for the school email and answers the same whatever it is given;
+an active person's address gets a personal confirmation link, and only that link acknowledges.
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
@@ -8,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
-from service.engagement import ACK, ack_subject, record_ack
+from service.engagement import ACK, ack_subject, record_ack, send_confirmation_link
 from service.inputs import normalize_email
-from service.models import Delivery, DeliveryItem, Notice, Person, PolicyVersion, Tip
+from service.models import Delivery, DeliveryItem, Notice, PolicyVersion, Tip
 from service.web.context import Web, current, page
 
 router = APIRouter()
@@ -62,15 +68,13 @@ def _acknowledge(token: str, request: Request, email: str | None, web: Web) -> H
         if found is None:
             return page("not_found", 404)
         delivery, subject, what = found
-        person_id = delivery.person_id
-        if person_id is None:  # a shared post (Canvas): the reader says who they are
-            person = session.scalar(select(Person).where(Person.email == normalize_email(email or ""),
-                                                         Person.active.is_(True)))
-            if person is None:
-                return page("ack", 422, token=token, shared=True, error="Please enter your school email "
-                            "address as it appears in the staff directory.", **what)
-            person_id = person.id
-        result = record_ack(session, delivery, subject, person_id, web.signal_of(request))
+        if delivery.person_id is None:  # a shared post (Canvas): only a personal link acknowledges
+            described = (f"the updated {what['policy_title']} (version {what['version']})" if "notice" in what
+                         else "this week's tip")
+            web.deferred.add(partial(send_confirmation_link, email=normalize_email(email or ""), subject=subject,
+                                     what=described, now=web.clock()))
+            return page("ack_sent")  # the same answer, at once, whether the address is known or not
+        result = record_ack(session, delivery, subject, delivery.person_id, web.signal_of(request))
     if result.recorded:
         web.metrics.signals.labels("ack", "false").inc()
     return page("thanks", already=not result.recorded)
