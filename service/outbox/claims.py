@@ -44,32 +44,22 @@ def backoff_seconds(attempts: int, retry_after: float | None = None, rng: random
 
 def give_up_unconfirmed(session: Session, now: datetime) -> int:
     """At-most-once rows whose dispatcher died mid-send are closed, never resent."""
-    result = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.status == "sending",
-            Delivery.lease_expires_at < now,
-            Delivery.kind.in_(AT_MOST_ONCE),
-        )
-        .values(status="unconfirmed", last_error=UNCONFIRMED_NOTE, lease_owner=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount or 0
+    return _close_dead_sends(session, now, Delivery.kind.in_(AT_MOST_ONCE), "unconfirmed", UNCONFIRMED_NOTE)
 
 
 def quarantine_dead_sends(session: Session, now: datetime, max_attempts: int) -> int:
     """At-least-once rows whose send died with its dispatcher are resent, but only while they have
     attempts left: a message that kills every dispatcher that sends it is not resent forever."""
+    return _close_dead_sends(session, now, Delivery.kind.not_in(AT_MOST_ONCE) & (Delivery.attempts >= max_attempts),
+                             "failed", QUARANTINE_NOTE.format(max_attempts))
+
+
+def _close_dead_sends(session: Session, now: datetime, which: Any, status: str, note: str) -> int:
+    """Rows still ``sending`` after their dispatcher's lease ran out, among ``which``, get ``status``."""
     result = session.execute(
         update(Delivery)
-        .where(
-            Delivery.status == "sending",
-            Delivery.lease_expires_at < now,
-            Delivery.kind.not_in(AT_MOST_ONCE),
-            Delivery.attempts >= max_attempts,
-        )
-        .values(status="failed", last_error=QUARANTINE_NOTE.format(max_attempts), lease_owner=None,
-                lease_expires_at=None)
+        .where(Delivery.status == "sending", Delivery.lease_expires_at < now, which)
+        .values(status=status, last_error=note, lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
