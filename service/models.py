@@ -33,6 +33,9 @@ NAMING = {
 }
 
 
+MAX_ROW_ID = 2**31 - 1  # ids are 32-bit integer columns: a larger number from outside names no row
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

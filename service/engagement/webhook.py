@@ -22,14 +22,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.db import insert_ignore
-from service.models import Delivery, EngagementEvent, Person
+from service.models import MAX_ROW_ID, Delivery, EngagementEvent, Person
 from service.engagement.rules import Rules, classify
 from service.engagement import note_human_signals
 
 STORED_EVENTS = {"processed", "delivered", "deferred", "bounce", "dropped", "spamreport", "open", "click"}
 UNDELIVERABLE_EVENTS = {"dropped", "spamreport"}
 TOLERANCE = timedelta(minutes=10)
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp(), datetime(2100, 1, 1, tzinfo=UTC).timestamp()
 DIGITS = re.compile(r"[0-9]{1,12}")
 
@@ -77,7 +76,7 @@ class Verifier:
             raise SignatureError("bad signature")
 
 
-def _int(value: Any, low: float = 1, high: float = MAX_ID) -> int | None:
+def _int(value: Any, low: float = 1, high: float = MAX_ROW_ID) -> int | None:
     """An integer within [low, high], given as a JSON number or a string of ASCII digits; else None."""
     if isinstance(value, str) and DIGITS.fullmatch(value):
         value = int(value)

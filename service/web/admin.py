@@ -24,7 +24,7 @@ from service import reports
 from service.charts import trend_svg
 from service.models import AdminSession, Delivery, EngagementEvent, Notice, Person
 from service.web.context import Web, current, is_row_id
-from service.web.context import page as web_page
+from service.web.context import private_page as page
 from service.weeks import week_key
 
 COOKIE = "nudge_admin"
@@ -59,11 +59,6 @@ class SessionCookie:
         sid = self.session_id(value)
         row = session.get(AdminSession, sid) if sid else None
         return row is not None and row.revoked_at is None
-
-
-def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
-    """Dashboard pages are never cached (a signed-in admin's view)."""
-    return web_page(name, status, headers={"Cache-Control": "no-store"}, **context)
 
 
 router = APIRouter(prefix="/admin", include_in_schema=False)

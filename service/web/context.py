@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.db import transaction
 from service.engagement import Rules, Signal, Signer, hash_ip, webhook
+from service.models import MAX_ROW_ID
 from service.rendering import template_env
 from service.scheduler import Background
 from service.web.metrics import Metrics
@@ -108,9 +109,6 @@ class Web:
         return Signal(request.method, request.headers.get("user-agent"), ip, hash_ip(ip, self.keys[0]), self.clock())
 
 
-MAX_ROW_ID = 2**31 - 1
-
-
 def is_row_id(value: int) -> bool:
     """Whether a number from a URL can be a row id at all (larger ones overflow PostgreSQL's integer)."""
     return 0 < value <= MAX_ROW_ID
@@ -123,3 +121,8 @@ def current(request: Request) -> Web:
 def page(name: str, status: int = 200, *, headers: dict[str, str] = NO_STORE, **context: object) -> HTMLResponse:
     html = template_env().get_template(f"web/{name}.html.j2").render(**context)
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def private_page(name: str, status: int = 200, **context: object) -> HTMLResponse:
+    """A dashboard or team page: never cached (someone's signed-in view)."""
+    return page(name, status, headers={"Cache-Control": "no-store"}, **context)

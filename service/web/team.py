@@ -14,15 +14,9 @@ from service.engagement import TEAM
 from service.models import Delivery, Person
 from service.weeks import week_key
 from service.web.context import Web, current
-from service.web.context import page as web_page
+from service.web.context import private_page as page
 
 TEAM_LINK_DAYS = 35  # five weekly summaries: an old forwarded email stops showing names
-
-
-
-def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
-    """Dashboard pages are never cached (a signed-in admin's view)."""
-    return web_page(name, status, headers={"Cache-Control": "no-store"}, **context)
 
 
 router = APIRouter()
