@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 SQLITE_BUSY_SECONDS = 30  # how long a SQLite connection waits for a lock, unless a web request says less
+SHORTENED = "nudge_busy_timeout_shortened"  # connection-record flag: restore the wait at the next checkout
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
@@ -32,8 +33,9 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "checkout")
-        def _default_busy_timeout(dbapi_conn, _record, _proxy):  # a web request may have shortened it
-            dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}")
+        def _restore_busy_timeout(dbapi_conn, record, _proxy):  # only after shorten_sqlite_wait
+            if record.info.pop(SHORTENED, False):
+                dbapi_conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_SECONDS * 1000}")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -57,13 +59,24 @@ def transaction(factory: sessionmaker[Session], *, dry_run: bool = False) -> Ite
                 yield session
 
 
+def shorten_sqlite_wait(session: Session, wait_ms: int) -> None:
+    """Let this session's SQLite connection wait at most ``wait_ms`` for a lock (a reader's request must
+    not wait the engine's half minute); the pool restores the usual wait when the connection is next
+    checked out. Nothing on PostgreSQL."""
+    if is_postgres(session):
+        return
+    pooled = session.connection().connection
+    pooled.driver_connection.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    pooled.info[SHORTENED] = True
+
+
 def sqlite_write_locked(session: Session, wait_ms: int) -> bool:
     """Whether another process holds SQLite's write lock for longer than ``wait_ms`` (PostgreSQL: never
     one lock for the whole database). Takes the lock for an instant and gives it back."""
     if is_postgres(session):
         return False
+    shorten_sqlite_wait(session, wait_ms)
     raw = session.connection().connection.driver_connection
-    raw.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
     if raw.in_transaction:
         return False
     try:

@@ -15,12 +15,11 @@ from collections import deque
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.db import transaction
+from service.db import shorten_sqlite_wait, transaction
 from service.engagement import Rules, Signal, Signer, hash_ip, webhook
 from service.models import MAX_ROW_ID
 from service.rendering import template_env
@@ -98,8 +97,7 @@ class Web:
         """A request's transaction; on SQLite it waits at most ``wait_ms`` for a lock (then
         OperationalError), so a reader is never kept for the engine's half minute."""
         with transaction(self.factory) as session:
-            if session.get_bind().dialect.name == "sqlite":  # the pool sets it back at the next checkout
-                session.execute(text(f"PRAGMA busy_timeout = {int(wait_ms)}"))
+            shorten_sqlite_wait(session, wait_ms)
             yield session
 
     def signal_of(self, request: Request) -> Signal:
