@@ -27,10 +27,8 @@ def route_names(settings: Settings) -> list[str]:
 
 def from_settings(settings: Settings) -> dict[str, Channel]:
     """Every channel this deployment sends through, by the name its outbox rows carry."""
-    channels = {"email": email_channel(settings)}
-    if settings.canvas_enabled:
-        channels[CanvasChannel.name] = CanvasChannel(settings)
-    return channels
+    makers = {"email": email_channel, CanvasChannel.name: CanvasChannel}
+    return {name: makers[name](settings) for name in route_names(settings)}
 
 
 __all__ = ["Channel", "EMAIL_BACKENDS", "InlineImage", "Message", "Result", "Skeleton", "email_channel",
