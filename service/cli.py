@@ -58,6 +58,7 @@ policy_app = typer.Typer(no_args_is_help=True, help="Policy texts and versions."
 digest_app = typer.Typer(no_args_is_help=True, help="The weekly tip digest.")
 canvas_app = typer.Typer(no_args_is_help=True, help="Canvas LMS announcements.")
 report_app = typer.Typer(no_args_is_help=True, help="Supervisor summaries and CSV reports.")
+engagement_app = typer.Typer(no_args_is_help=True, help="Read receipts and the aggregates derived from them.")
 app.add_typer(db_app, name="db")
 app.add_typer(roster_app, name="roster")
 app.add_typer(content_app, name="content")
@@ -65,6 +66,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(digest_app, name="digest")
 app.add_typer(canvas_app, name="canvas")
 app.add_typer(report_app, name="report")
+app.add_typer(engagement_app, name="engagement")
 
 
 @dataclass
@@ -396,6 +398,16 @@ def escalate(
         _dispatch(rt.settings, factory)
 
 
+@engagement_app.command("rebuild")
+def engagement_rebuild(ctx: typer.Context) -> None:
+    """Settle the clicks that are due, then recompute every person's aggregates (last engagement,
+    silent streak) from the stored events: after a repair, an import, or to check the incremental ones."""
+    rt = runtime(ctx)
+    rebuilt = usecases.rebuild_engagement(rt.sessions(), rt.settings, utcnow())
+    console.print(f"settled {rebuilt.settled.clicks} click(s) ({rebuilt.settled.machine} machine); rebuilt the "
+                  f"engagement aggregates of {rebuilt.people} people, {rebuilt.changed} of them changed")
+
+
 @report_app.command("supervisors")
 def report_supervisors(
     ctx: typer.Context,
@@ -423,7 +435,7 @@ def report_engagement(
     since: Annotated[str | None, typer.Option("--since", help="Count signals from this date (YYYY-MM-DD).")] = None,
     team: Annotated[str | None, typer.Option("--team", help="Only the people below this supervisor.")] = None,
 ) -> None:
-    """Per-person engagement export: counts of human and machine signals, last human signal."""
+    """Per-person engagement export: human and machine signals, whether they count, the last engagement."""
     try:
         start = datetime.combine(_date("--since", since), time(0), UTC) if since else datetime(2000, 1, 1, tzinfo=UTC)
     except ValueError:
@@ -434,7 +446,7 @@ def report_engagement(
             root = session.scalar(select(Person.id).where(Person.email == roster.normalize_email(team)))
             if root is None:
                 raise NudgeError(f"--team: no person with email {team!r}")
-        rows = reports.engagement_rows(session, start, root)
+        rows = reports.engagement_rows(session, start, utcnow(), root, new_hire_days=runtime(ctx).settings.new_hire_days)
     with _writing(csv_file) as out:
         count = reports.write_csv(rows, reports.ENGAGEMENT_COLUMNS, out)
     console.print(f"wrote {count} people to {csv_file}")

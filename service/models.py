@@ -85,11 +85,12 @@ class Person(Base):
     deactivated_at: Mapped[datetime | None]
     undeliverable_since: Mapped[datetime | None]
     undeliverable_reason: Mapped[str | None] = mapped_column(String(200))
-    # incremental aggregates kept by every path that records a digest or a human signal, so the daily
-    # escalation pass reads one row per person instead of scanning millions of events
-    last_human_at: Mapped[datetime | None]
+    # aggregates derived from the events (`nudge engagement rebuild` recomputes them), kept current by
+    # every path that settles a signal or sends a digest, so the daily escalation pass reads one row
+    # per person instead of scanning millions of events
+    last_engaged_at: Mapped[datetime | None]  # the last settled engaging signal (service.engagement.definition)
     silent_digests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    silent_since: Mapped[datetime | None]  # when the first digest after the last human signal went out
+    silent_since: Mapped[datetime | None]  # when the first digest after the last engagement went out
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     supervisor: Mapped[Person | None] = relationship(remote_side=[id], back_populates="reports")
@@ -254,10 +255,18 @@ class DeliveryItem(Base):
 
 
 class EngagementEvent(Base):
-    """A read receipt or delivery event. Machine events are kept but never count as engagement."""
+    """A read receipt or delivery event. Machine events are kept but never count as engagement.
+
+    A click is stored unsettled: its verdict may still change (a burst over the message's links
+    makes it a scanner's) until :func:`service.engagement.settling.settle` has judged its message.
+    """
 
     __tablename__ = "engagement_events"
-    __table_args__ = (Index("ix_engagement_events_person_at", "person_id", "at"),)
+    __table_args__ = (
+        Index("ix_engagement_events_person_at", "person_id", "at"),
+        Index("ix_engagement_events_unsettled", "delivery_id", postgresql_where=text("NOT settled"),
+              sqlite_where=text("NOT settled")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[int | None] = mapped_column(
@@ -273,6 +282,7 @@ class EngagementEvent(Base):
     user_agent: Mapped[str | None] = mapped_column(String(500))
     ip_hash: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
 
 
 class EngagementArchive(Base):
@@ -287,6 +297,7 @@ class EngagementArchive(Base):
     kind: Mapped[str] = mapped_column(String(32))
     is_machine: Mapped[bool] = mapped_column(Boolean)
     count: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[datetime | None]  # the latest pruned event's time: a rebuild still finds old engagement
 
 
 class Acknowledgement(Base):

@@ -329,7 +329,9 @@ class LetterRenderer:
             f"{p['week']} {'no digests' if p['rate'] is None else format(p['rate'], '.0%')}" for p in trend)
         cid = f"trend-{delivery.id}@policy-nudge"
         chart = InlineImage(cid, trend_png([p["week"] for p in trend], rates), "png", "engagement-trend.png")
-        return {"rate": payload.get("rate"), "trend": trend, "teams": payload.get("teams", []),
+        rate = payload.get("rate")
+        return {"rate": rate if isinstance(rate, dict) else {"reachable": 0}, "trend": trend,
+                "teams": payload.get("teams", []),
                 "people": payload.get("people", []), "notices": payload.get("notices", []),
                 "rollup": payload.get("rollup", False), "chart_cid": cid, "chart_alt": alt, "images": [chart],
                 "team_url": self.links.team(delivery.id) if delivery.person else None,
@@ -337,7 +339,12 @@ class LetterRenderer:
 
     def _escalation(self, delivery: Delivery) -> dict[str, object]:
         payload = delivery.payload
-        return {"attention": payload.get("attention", []), "resolved": payload.get("resolved", []),
+        groups = payload.get("groups")
+        if groups is None:  # queued before emails listed each person once: one group, as it was written
+            groups = [{"title": "Needs attention", "known": [], "new": [
+                {"name": a["name"], "reasons": [a["why"]]} for a in payload.get("attention", [])]}]
+        caught_up = payload.get("caught_up", [r["name"] for r in payload.get("resolved", [])])
+        return {"groups": [g for g in groups if g["new"] or g["known"]], "caught_up": caught_up,
                 "undeliverable": payload.get("undeliverable", []), "admin": delivery.person is None,
                 "headline": "Your team and our staff guidelines" if delivery.person else "People who need attention"}
 

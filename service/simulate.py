@@ -50,6 +50,7 @@ HUMAN_AGENTS = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148",
     "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17928; Pro)",
 )
+BROWSER_AGENT = HUMAN_AGENTS[0]
 PROXY_AGENT = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 SCANNER_AGENT = "Mozilla/5.0 (compatible; SafeLinks/1.0)"
 COLUMNS = ("week", "digests", "canvas posts", "human opens", "machine opens", "clicks", "acks", "notices",
@@ -243,9 +244,9 @@ def run(
             clock.now = base + timedelta(hours=rng.randint(1, 48))
             if pixel and rng.random() < 0.9:
                 http.get(pixel.group(1), headers={"User-Agent": agent})
-            if links and rng.random() < 0.5:
+            if links and rng.random() < 0.5:  # a link opens in a browser, whatever the mail client
                 clock.now += timedelta(minutes=2)
-                http.get(rng.choice(links), headers={"User-Agent": agent}, follow_redirects=False)
+                http.get(rng.choice(links), headers={"User-Agent": BROWSER_AGENT}, follow_redirects=False)
             wants_ack = 0.9 if received.custom_args.get("kind") in ("notice", "reminder") else 0.3
             if ack and rng.random() < wants_ack:
                 clock.now += timedelta(minutes=1)
@@ -265,7 +266,7 @@ def run(
                 Delivery.channel == "canvas", Delivery.sent_at >= start, Delivery.sent_at < end)) or 0
             by_kind = dict(((k, m), n) for k, m, n in s.execute(
                 select(EngagementEvent.kind, EngagementEvent.is_machine, func.count())
-                .where(EngagementEvent.at >= start, EngagementEvent.at < end,
+                .where(EngagementEvent.at >= start, EngagementEvent.at < end, EngagementEvent.settled.is_(True),
                        EngagementEvent.source.in_(("pixel", "link", "ack_page")))
                 .group_by(EngagementEvent.kind, EngagementEvent.is_machine)))
             row.human_opens, row.machine_opens = by_kind.get(("open", False), 0), by_kind.get(("open", True), 0)

@@ -156,17 +156,42 @@ def publish_policy_version(
 # ------------------------------------------------------------------ daily and weekly passes
 
 
+def settle_signals(factory: sessionmaker[Session], settings: Settings, now: datetime) -> engagement.Settled:
+    """Judge the clicks whose messages have been quiet long enough; move the aggregates they settle."""
+    with transaction(factory) as session:
+        return engagement.settle(session, engagement.Rules.from_settings(settings), now)
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    settled: engagement.Settled
+    people: int
+    changed: int  # people whose stored aggregates differed from the rebuilt ones
+
+
+def rebuild_engagement(factory: sessionmaker[Session], settings: Settings, now: datetime) -> Rebuilt:
+    """Settle what is due, then recompute every person's aggregates from the events."""
+    with transaction(factory) as session:
+        settled = engagement.settle(session, engagement.Rules.from_settings(settings), now)
+        before = engagement.snapshot(session)
+        people = engagement.refresh(session)
+        after = engagement.snapshot(session)
+    return Rebuilt(settled, people, sum(1 for pid, values in after.items() if before.get(pid) != values))
+
+
 def daily_pass(factory: sessionmaker[Session], settings: Settings, now: datetime, *,
                dry_run: bool = False) -> escalation.PassResult:
-    """Reminders, nudges and escalations due today."""
+    """Reminders, nudges and escalations due today, from settled signals only."""
     with transaction(factory, dry_run=dry_run) as session:
+        engagement.settle(session, engagement.Rules.from_settings(settings), now)
         return escalation.run_pass(session, settings, now)
 
 
 def weekly_summaries(factory: sessionmaker[Session], settings: Settings, now: datetime, *,
                      week: str | None = None, dry_run: bool = False) -> reports.SummaryResult:
-    """Queue the supervisor summaries that are due (or all of ``week``)."""
+    """Queue the supervisor summaries that are due (or all of ``week``), from settled signals only."""
     with transaction(factory, dry_run=dry_run) as session:
+        engagement.settle(session, engagement.Rules.from_settings(settings), now)
         return reports.compose_summaries(session, settings, now, week=week, dry_run=dry_run)
 
 
@@ -176,7 +201,7 @@ def sync_canvas_reads(factory: sessionmaker[Session], settings: Settings, now: d
     api = api_from_settings(settings)
     key = week or week_key(now.astimezone(ZoneInfo(settings.timezone)).date())
     with transaction(factory) as session:
-        return canvas.sync_reads(session, settings, api, key)
+        return canvas.sync_reads(session, settings, api, key, now)
 
 
 def prune_engagement(factory: sessionmaker[Session], settings: Settings, now: datetime) -> int:

@@ -14,7 +14,7 @@ from service.weeks import SchoolCalendar, send_moment
 from service.digests import compose
 from service import usecases
 from service.doubles.canvas import CanvasDouble
-from service.models import ChannelPause, Delivery, EngagementEvent, Person
+from service.models import ChannelPause, Delivery, EngagementEvent, Person, utcnow
 from tests.helpers import run_cli
 
 WEEK = "2026-W50"
@@ -207,9 +207,9 @@ def test_read_state_sync_records_each_read_once(factory, loaded, canvas_settings
     double.mark_read(topic.id, 2007)
     api = CanvasAPI(double.url, double.token, sleep=Sleeps())
     with factory() as s, s.begin():
-        first = canvas.sync_reads(s, canvas_settings, api, WEEK, sleep=lambda _: None)
+        first = canvas.sync_reads(s, canvas_settings, api, WEEK, utcnow(), sleep=lambda _: None)
     with factory() as s, s.begin():
-        second = canvas.sync_reads(s, canvas_settings, api, WEEK, sleep=lambda _: None)
+        second = canvas.sync_reads(s, canvas_settings, api, WEEK, utcnow(), sleep=lambda _: None)
     assert first.recorded == 2 and second.recorded == 0
     assert any(path.endswith(f"/discussion_topics/{topic.id}") and params.get("as_user_id") == "2001"
                for _, path, params in double.requests)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,10 +17,9 @@ from service.models import (
     Delivery,
     EngagementEvent,
     Person,
-    utcnow,
 )
 from service.outbox import resume
-from service.engagement import note_human_signals
+from service.engagement import refresh
 from service.canvas.posts import CHANNEL
 
 
@@ -50,7 +50,7 @@ class ReadSync:
 
 
 def sync_reads(
-    session: Session, settings: Settings, api: CanvasAPI, week: str, *, sleep=time.sleep
+    session: Session, settings: Settings, api: CanvasAPI, week: str, now: datetime, *, sleep=time.sleep
 ) -> ReadSync:
     """Record a ``canvas_read`` event once per person and posted announcement of ``week``.
 
@@ -58,7 +58,7 @@ def sync_reads(
     ``read_state`` for the calling user. Calls are spread out to stay under
     the throttle.
     """
-    result = ReadSync()
+    result, readers = ReadSync(), set()
     posts = session.execute(
         select(Delivery.id, Delivery.provider_message_id, CanvasAnnouncement.course_id)
         .join(CanvasAnnouncement, CanvasAnnouncement.delivery_id == Delivery.id)
@@ -87,12 +87,13 @@ def sync_reads(
             if state == "read":
                 session.add(EngagementEvent(delivery_id=delivery_id, person_id=person_id, kind="canvas_read",
                                             source="canvas", is_machine=False, reason="read_state via as_user_id",
-                                            provider_event_id=event_id, at=utcnow()))
+                                            provider_event_id=event_id, at=now))
                 known.add(event_id)
                 result.recorded += 1
-                note_human_signals(session, [(person_id, utcnow())])
+                readers.add(person_id)
             sleep(settings.canvas_sync_interval)
     session.flush()
+    refresh(session, readers)
     return result
 
 

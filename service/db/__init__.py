@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, create_engine, event, func, text
+from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, case, create_engine, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -141,12 +141,17 @@ def bulk_insert(session: Session, table: Any, columns: tuple[str, ...], rows: li
         session.connection().execute(table.insert(), rows)
 
 
-def upsert_adding(session: Session, model: Any, rows: list[dict[str, Any]], conflict: list[str], column: str) -> None:
-    """INSERT, or add the row's ``column`` to the stored one when the ``conflict`` key exists."""
+def upsert_adding(session: Session, model: Any, rows: list[dict[str, Any]], conflict: list[str], column: str,
+                  *, latest: str | None = None) -> None:
+    """INSERT, or add the row's ``column`` to the stored one when the ``conflict`` key exists
+    (and keep the later of the two ``latest`` values)."""
     insert = postgresql.insert if is_postgres(session) else sqlite.insert
     statement = insert(model)
-    statement = statement.on_conflict_do_update(
-        index_elements=conflict, set_={column: getattr(model, column) + getattr(statement.excluded, column)})
+    changes = {column: getattr(model, column) + getattr(statement.excluded, column)}
+    if latest is not None:
+        stored, new = getattr(model, latest), getattr(statement.excluded, latest)
+        changes[latest] = case((stored.is_(None), new), (new > stored, new), else_=stored)
+    statement = statement.on_conflict_do_update(index_elements=conflict, set_=changes)
     session.execute(statement, rows)
 
 

@@ -1,18 +1,22 @@
-"""Engagement: signed tokens and links (:mod:`.tokens`), machine-or-human rules (:mod:`.rules`),
-recording signals and aggregates (:mod:`.recording`), SendGrid's signed events (:mod:`.webhook`)."""
+"""Engagement: signed tokens and links (:mod:`.tokens`), what counts (:mod:`.definition`),
+machine-or-human rules (:mod:`.rules`), recording signals (:mod:`.recording`), settling clicks
+(:mod:`.settling`), people's derived aggregates (:mod:`.aggregates`), SendGrid's signed events
+(:mod:`.webhook`)."""
 
 from service.engagement.tokens import (
     ACK, CLICK, OPEN, TEAM, Links, Signer, TokenData, hash_ip, make_links, signing_keys,
 )
-from service.engagement.rules import Rules, Verdict, classify, is_click_burst
+from service.engagement.definition import ENGAGING_KINDS, SIGNAL_KINDS, Rate, is_engaged, is_reachable
+from service.engagement.rules import Rules, Verdict, classify
+from service.engagement.aggregates import engaging, human_open, note_digests_sent, refresh, snapshot
+from service.engagement.settling import Settled, settle
 from service.engagement.recording import (
-    CONFIRM, HUMAN_KINDS, AckResult, Signal, ack_subject, note_digests_sent, note_human_signals, prune, record_ack,
-    record_click, send_confirmation_link,
+    CONFIRM, AckResult, Signal, ack_subject, prune, record_ack, record_click, send_confirmation_link,
 )
 
 __all__ = [
-    "CONFIRM", "send_confirmation_link",
-    "ACK", "AckResult", "CLICK", "HUMAN_KINDS", "Links", "OPEN", "Rules", "Signal", "Signer", "TEAM",
-    "TokenData", "Verdict", "ack_subject", "classify", "hash_ip", "is_click_burst", "make_links",
-    "note_digests_sent", "note_human_signals", "prune", "record_ack", "record_click", "signing_keys",
+    "ACK", "AckResult", "CLICK", "CONFIRM", "ENGAGING_KINDS", "Links", "OPEN", "Rate", "Rules", "SIGNAL_KINDS",
+    "Settled", "Signal", "Signer", "TEAM", "TokenData", "Verdict", "ack_subject", "classify", "engaging", "hash_ip",
+    "human_open", "is_engaged", "is_reachable", "make_links", "note_digests_sent", "prune", "record_ack",
+    "record_click", "refresh", "send_confirmation_link", "settle", "signing_keys", "snapshot",
 ]

@@ -1,5 +1,4 @@
-"""Recording what readers did: clicks and acknowledgements, the per-person aggregates every
-signal path keeps current, and the retention prune."""
+"""Recording what readers did (clicks, acknowledgements) and the retention prune."""
 
 from __future__ import annotations
 
@@ -7,19 +6,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from service.db import in_ids, insert_ignore, month_of, upsert_adding
+from service.db import insert_ignore, month_of, upsert_adding
 from service.models import (
     Acknowledgement,
     Delivery,
     EngagementArchive,
     EngagementEvent,
     Person,
-    UTCDateTime,
 )
-from service.engagement.rules import Rules, Verdict, classify, is_click_burst
+from service.engagement.aggregates import refresh
+from service.engagement.rules import Rules, classify
 from service.outbox import OutboxMessage, enqueue
 
 
@@ -37,37 +36,21 @@ class Signal:
     at: datetime
 
 
-def _event(delivery: Delivery, kind: str, source: str, signal: Signal, verdict: Verdict, target: str | None = None
-           ) -> EngagementEvent:
-    return EngagementEvent(
-        delivery_id=delivery.id, person_id=delivery.person_id, kind=kind, source=source,
-        is_machine=verdict.is_machine, reason=verdict.reason, target=target,
-        user_agent=(signal.user_agent or "")[:500] or None, ip_hash=signal.ip_hash, at=signal.at,
-    )
-
-
 def record_click(session: Session, rules: Rules, delivery_id: int, target: str, signal: Signal
                  ) -> EngagementEvent | None:
-    """A click; if it completes a burst over several links, the whole burst is a scanner's."""
+    """A click, stored unsettled with its request's verdict: it counts only once its message has
+    been judged (:mod:`service.engagement.settling`), when a scanner's burst can no longer hide."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is None:
         return None
     verdict = classify(rules, method=signal.method, user_agent=signal.user_agent, ip=signal.ip, at=signal.at,
                        delivered_at=delivery.sent_at)
-    since = signal.at - timedelta(seconds=rules.burst_seconds)
-    recent = session.scalars(
-        select(EngagementEvent).where(EngagementEvent.delivery_id == delivery_id,
-                                      EngagementEvent.kind == "click", EngagementEvent.at >= since)
-    ).all()
-    if is_click_burst(rules, [(e.at, e.target or "") for e in recent], signal.at, target):
-        reason = f"clicked {len({e.target for e in recent} | {target})} links within {rules.burst_seconds:g}s"
-        verdict = Verdict(True, reason)
-        for earlier in recent:
-            earlier.is_machine, earlier.reason = True, reason
-    event = _event(delivery, "click", "link", signal, verdict, target)
+    event = EngagementEvent(
+        delivery_id=delivery.id, person_id=delivery.person_id, kind="click", source="link",
+        is_machine=verdict.is_machine, reason=verdict.reason, target=target, settled=False,
+        user_agent=(signal.user_agent or "")[:500] or None, ip_hash=signal.ip_hash, at=signal.at,
+    )
     session.add(event)
-    if not verdict.is_machine:
-        note_human_signals(session, [(delivery.person_id, signal.at)])
     return event
 
 
@@ -91,7 +74,8 @@ def record_ack(session: Session, delivery: Delivery, subject: str, person_id: in
             delivery_id=delivery.id, person_id=person_id, kind="ack", source="ack_page", is_machine=False,
             target=subject, user_agent=(signal.user_agent or "")[:500] or None, ip_hash=signal.ip_hash, at=signal.at,
         ))
-        note_human_signals(session, [(person_id, signal.at)])
+        session.flush()
+        refresh(session, [person_id])
     return AckResult(bool(inserted), person_id)
 
 
@@ -125,51 +109,13 @@ def prune(session: Session, now: datetime, retention_days: int) -> int:
     e = EngagementEvent
     month = month_of(session, e.at).label("month")
     sums = session.execute(
-        select(e.person_id, month, e.kind, e.is_machine, func.count())
+        select(e.person_id, month, e.kind, e.is_machine, func.count(), func.max(e.at))
         .where(e.at < cutoff).group_by(e.person_id, month, e.kind, e.is_machine)
     ).all()
     if not sums:
         return 0
     upsert_adding(session, EngagementArchive, [{"person_id": p, "month": m, "kind": k, "is_machine": bool(x),
-                                                "count": n} for p, m, k, x, n in sums],
-                  ["person_id", "month", "kind", "is_machine"], "count")
+                                                "count": n, "last_at": last} for p, m, k, x, n, last in sums],
+                  ["person_id", "month", "kind", "is_machine"], "count", latest="last_at")
     deleted = session.execute(delete(e).where(e.at < cutoff).execution_options(synchronize_session=False))
     return deleted.rowcount or 0
-
-
-HUMAN_KINDS = ("open", "click", "ack", "canvas_read")
-
-
-def note_human_signals(session: Session, signals: list[tuple[int | None, datetime]]) -> None:
-    """Keep people's aggregates current: last human signal, and the silent streak it ends.
-
-    A signal older than the first silent digest (a late webhook) only moves ``last_human_at``;
-    the digests sent after it stay silent.
-    """
-    latest: dict[int, datetime] = {}
-    for person_id, at in signals:
-        if person_id is not None and (person_id not in latest or at > latest[person_id]):
-            latest[person_id] = at
-    if not latest:
-        return
-    people = Person.__table__
-    moment = bindparam("moment", type_=UTCDateTime())
-    params = [{"pid": person_id, "moment": at} for person_id, at in latest.items()]
-    session.execute(  # one statement, executed for every person in the batch
-        update(people).where(people.c.id == bindparam("pid"),
-                             or_(people.c.last_human_at.is_(None), people.c.last_human_at < moment))
-        .values(last_human_at=moment), params)
-    session.execute(
-        update(people).where(people.c.id == bindparam("pid"), people.c.silent_since.is_not(None),
-                             people.c.silent_since <= moment)
-        .values(silent_digests=0, silent_since=None), params)
-
-
-def note_digests_sent(session: Session, person_ids: list[int], at: datetime) -> None:
-    """A sent digest lengthens its reader's silent streak (until a human signal ends it)."""
-    if not person_ids:
-        return
-    session.execute(
-        update(Person).where(in_ids(session, Person.id, person_ids))
-        .values(silent_digests=Person.silent_digests + 1, silent_since=func.coalesce(Person.silent_since, at))
-        .execution_options(synchronize_session=False))

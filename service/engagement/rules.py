@@ -54,8 +54,8 @@ class Rules:
     """Tunable thresholds (settings)."""
 
     min_seconds_after_delivery: float = 10.0
-    burst_seconds: float = 2.0
-    burst_links: int = 3
+    burst_seconds: float = 2.0  # two clicks on one message this close together are a scanner's
+    settle_seconds: float = 10.0  # a message's clicks are judged once it has had no click this long
     scanner_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
@@ -110,7 +110,41 @@ def classify(
     return HUMAN
 
 
-def is_click_burst(rules: Rules, recent_targets: list[tuple[datetime, str]], at: datetime, target: str) -> bool:
-    """Clicks on (nearly) every link of a message within a couple of seconds are a scanner's."""
-    window = [t for when, t in recent_targets if at - when <= timedelta(seconds=rules.burst_seconds)]
-    return len(set(window) | {target}) >= rules.burst_links
+# how a message's clicks are judged together, once they have settled (service.engagement.settling)
+BROWSER = re.compile(r"^Mozilla/5\.0 \(.+\) (AppleWebKit|Gecko/|Trident/|Presto/)")
+NOT_A_BROWSER = "a non-browser client, before any open"
+BURST = "burst: "  # the start of a burst's reason, "burst: 3 clicks within 2s"
+
+
+@dataclass(frozen=True)
+class Click:
+    id: int
+    at: datetime
+    user_agent: str | None
+    verdict: Verdict  # the request's own verdict (user agent, address, timing)
+
+
+def is_browser(user_agent: str | None) -> bool:
+    return bool(user_agent and BROWSER.match(user_agent))
+
+
+def judge(rules: Rules, clicks: list[Click], human_opens: list[datetime]) -> dict[int, Verdict]:
+    """Every click of one message, judged together. Two or more clicks within ``burst_seconds`` —
+    the same URL or not — are all a machine's; so is a click from a non-browser client before
+    any human open of the message."""
+    ordered = sorted(clicks, key=lambda c: (c.at, c.id))
+    window = timedelta(seconds=rules.burst_seconds)
+    first_open = min(human_opens, default=None)
+    verdicts: dict[int, Verdict] = {}
+    for click in ordered:
+        burst = [other for other in ordered if other is not click and abs(other.at - click.at) <= window]
+        if click.verdict.is_machine:
+            verdicts[click.id] = click.verdict
+        elif burst:
+            size = 1 + len(burst)
+            verdicts[click.id] = Verdict(True, f"{BURST}{size} clicks within {rules.burst_seconds:g}s")
+        elif not is_browser(click.user_agent) and (first_open is None or first_open > click.at):
+            verdicts[click.id] = Verdict(True, NOT_A_BROWSER)
+        else:
+            verdicts[click.id] = click.verdict
+    return verdicts

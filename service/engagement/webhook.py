@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 from service.db import insert_ignore
 from service.models import MAX_ROW_ID, Delivery, EngagementEvent, Person
 from service.engagement.rules import Rules, classify
-from service.engagement import note_human_signals
 
 STORED_EVENTS = {"processed", "delivered", "deferred", "bounce", "dropped", "spamreport", "open", "click"}
 UNDELIVERABLE_EVENTS = {"dropped", "spamreport"}
@@ -143,14 +142,13 @@ def ingest(session: Session, rules: Rules, body: bytes, now: datetime) -> Ingest
             "is_machine": is_machine, "reason": reason, "provider_event_id": event["sg_event_id"],
             "target": _text(event.get("url"), 2000) if kind == "click" else None,
             "user_agent": _text(event.get("useragent") or "", 500) or None, "ip_hash": None, "at": at,
+            "settled": kind != "click",  # a click counts once its message is judged (settling)
         })
     inserted = insert_ignore(session, EngagementEvent, rows, ["provider_event_id"],
                              returning=(EngagementEvent.id, EngagementEvent.provider_event_id))
     new_ids = {event_id for _, event_id in inserted}
     result.stored = len(new_ids)
     result.duplicates = len(rows) - len(new_ids)
-    note_human_signals(session, [(r["person_id"], r["at"]) for r in rows if r["provider_event_id"] in new_ids
-                                 and not r["is_machine"] and r["kind"] in ("open", "click")])
     for row in rows:
         if row["provider_event_id"] in new_ids:
             key = (row["kind"], row["is_machine"])

@@ -33,9 +33,12 @@ from service.escalation.facts import (
     State,
     notice_in,
 )
+from service.engagement.definition import is_reachable
 from service.weeks import SchoolCalendar, week_key
 
 ADMIN_LEVEL = 3
+# an escalation email's groups, most pressing first; a person is listed once, in their first group
+GROUPS = ((NOTICE_OVERDUE, "Overdue policy updates"), (NEVER_ENGAGED, "Not engaging with the weekly tips"))
 
 
 @dataclass
@@ -117,9 +120,9 @@ class _Pass:
         return (self.today - start).days - paused_days(self.calendar, start, self.today)
 
     def eligible(self, person: StaffMember) -> bool:
-        if not person.active or person.undeliverable_since is not None:
-            return False
-        return self.as_of - person.joined_at >= timedelta(days=self.settings.new_hire_days)
+        """The ladder asks only about reachable people: the same denominator as every rate."""
+        return is_reachable(active=person.active, undeliverable=person.undeliverable_since is not None,
+                            joined_at=person.joined_at, as_of=self.as_of, new_hire_days=self.settings.new_hire_days)
 
     def chain_target(self, person: StaffMember, level: int) -> StaffMember | None:
         """The ``level``-th active supervisor above ``person`` (inactive ones are skipped)."""
@@ -215,13 +218,13 @@ class _Pass:
     # ------------------------------------------------------------ never engaged
 
     def never_engaged(self) -> None:
-        """Read from people's incremental aggregates: the silent streak and the last human signal."""
+        """Read from people's incremental aggregates: the silent streak and the last engagement."""
         k, grace = self.settings.never_engaged_digests, self.settings.never_engaged_grace_digests
         episodes = {key[0]: rung for key, rung in self.open.items() if key[1] == NEVER_ENGAGED and key[3] == 0}
         for person_id, episode in episodes.items():
             person = self.state.people[person_id]
             since = datetime.fromisoformat(episode.subject.removeprefix("since:"))
-            if person.last_human_at is not None and person.last_human_at > since:
+            if person.last_engaged_at is not None and person.last_engaged_at > since:
                 self.resolve(person, NEVER_ENGAGED, episode.subject, "engaged")
             elif not person.active:
                 self.resolve(person, NEVER_ENGAGED, episode.subject, "left")
@@ -248,7 +251,8 @@ class _Pass:
     # ------------------------------------------------------------ supervisor and admin emails
 
     def supervisor_emails(self) -> None:
-        """One email per supervisor (and the admin address) per week, only with something new."""
+        """One email per supervisor (and the admin address) per week, only with something new:
+        one line per person with all their reasons, grouped by reason, new ones marked."""
         loaded = [self.closed.get(r.key, r) for r in self.state.notified_rungs]
         made = [r for r in self.intents.new_rungs if r.level >= 1]
         by_target: dict[tuple[int | None, str], list[Rung]] = defaultdict(list)
@@ -259,36 +263,55 @@ class _Pass:
             fresh = [r for r in rungs if r.notified_at is None and r.resolved_at is None]
             if not fresh:
                 continue
-            last_sent = max((r.notified_at for r in rungs if r.notified_at), default=None)
-            attention = [self.describe(r) for r in rungs if r.resolved_at is None]
-            resolved = [self.describe(r) for r in rungs if r.resolved_at is not None and r.notified_at is not None
-                        and (last_sent is None or r.resolved_at >= last_sent)]
-            payload: dict[str, Any] = {"attention": attention, "resolved": resolved, "week": self.week}
             target = self.state.people.get(target_id) if target_id else None
-            if target is None:
+            payload = self.letter(rungs)
+            count = payload["people_count"]
+            if target is not None:
+                subject = f"{count} of your team could use a check-in" if count != 1 else \
+                    "1 person on your team could use a check-in"
+            else:
                 payload["undeliverable"] = [
                     {"name": p.name, "email": p.email, "reason": p.undeliverable_reason or ""}
                     for p in sorted(self.state.people.values(), key=lambda p: p.email)
                     if p.active and p.undeliverable_since is not None
                 ]
-            subject = f"{len(attention)} of your team could use a check-in" if target else \
-                f"Policy Nudge: {len(attention)} people need attention"
+                subject = f"Policy Nudge: {count} {'person needs' if count == 1 else 'people need'} attention"
+                if payload["undeliverable"]:
+                    bounced = len(payload["undeliverable"])
+                    subject += f", {bounced} {'address' if bounced == 1 else 'addresses'} undeliverable"
             self.email(Email("escalation", self.week, subject, payload, target.email if target else target_email,
                              target.id if target else None, notifies=tuple(r.key for r in fresh)))
 
-    def describe(self, rung: Rung) -> dict[str, Any]:
-        person = self.state.people[rung.person_id]
+    def letter(self, rungs: list[Rung]) -> dict[str, Any]:
+        """What one recipient is told: each person once, with every open reason, grouped by their
+        most pressing reason; who is new since the last note; who has caught up since."""
+        last_sent = max((r.notified_at for r in rungs if r.notified_at), default=None)
+        open_of: dict[int, list[Rung]] = defaultdict(list)
+        for rung in rungs:
+            if rung.resolved_at is None:
+                open_of[rung.person_id].append(rung)
+        groups = {reason: {"reason": reason, "title": title, "new": [], "known": []}
+                  for reason, title in GROUPS}
+        for person_id, person_rungs in sorted(open_of.items(), key=lambda item: self.state.people[item[0]].name):
+            person = self.state.people[person_id]
+            reasons = sorted({self.why(r) for r in person_rungs})
+            first = min((r.reason for r in person_rungs), key=[reason for reason, _ in GROUPS].index)
+            is_new = all(r.notified_at is None for r in person_rungs)
+            line = {"name": person.name, "email": person.email, "reasons": reasons}
+            groups[first]["new" if is_new else "known"].append(line)
+        caught_up = sorted({self.state.people[r.person_id].name for r in rungs
+                            if r.resolved_at is not None and r.notified_at is not None
+                            and (last_sent is None or r.resolved_at >= last_sent) and r.person_id not in open_of})
+        return {"groups": [g for g in groups.values() if g["new"] or g["known"]], "caught_up": caught_up,
+                "people_count": len(open_of), "week": self.week}
+
+    def why(self, rung: Rung) -> str:
         if rung.reason == NEVER_ENGAGED:
             since = datetime.fromisoformat(rung.subject.removeprefix("since:")).astimezone(self.zone).date()
-            why = "hasn't opened, clicked or confirmed any weekly tips"
-        else:
-            notice = self.state.notices.get(notice_in(rung.subject))
-            since = notice.due_on if notice else rung.opened_at.date()
-            why = f"hasn't confirmed the updated {notice.title if notice else 'a policy update'} " \
-                  f"(due {since.isoformat()})"
-        return {"name": person.name, "email": person.email, "reason": rung.reason, "why": why,
-                "since": since.isoformat(), "level": rung.level,
-                "resolution": rung.resolution, "resolved": rung.resolved_at is not None}
+            return f"no clicks, confirmations or Canvas reads of the weekly tips since {since.isoformat()}"
+        notice = self.state.notices.get(notice_in(rung.subject))
+        due = notice.due_on.isoformat() if notice else "an earlier date"
+        return f"hasn't confirmed the updated {notice.title if notice else 'policy'} (due {due})"
 
     # ------------------------------------------------------------ the pass
 

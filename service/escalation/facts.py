@@ -26,7 +26,7 @@ class StaffMember:
     joined_at: datetime
     undeliverable_since: datetime | None
     undeliverable_reason: str | None
-    last_human_at: datetime | None
+    last_engaged_at: datetime | None
     silent_digests: int
     silent_since: datetime | None
 

@@ -25,7 +25,7 @@ def load(session: Session, never_engaged_digests: int) -> State:
     """Read the state of the ladder and of everyone it may touch."""
     people = {row.id: StaffMember(*row) for row in session.execute(select(
         Person.id, Person.email, Person.name, Person.supervisor_id, Person.active, Person.joined_at,
-        Person.undeliverable_since, Person.undeliverable_reason, Person.last_human_at, Person.silent_digests,
+        Person.undeliverable_since, Person.undeliverable_reason, Person.last_engaged_at, Person.silent_digests,
         Person.silent_since))}
     columns = (Escalation.person_id, Escalation.reason, Escalation.subject, Escalation.level, Escalation.opened_at,
                Escalation.notified_person_id, Escalation.notified_email, Escalation.notified_at,

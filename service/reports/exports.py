@@ -19,22 +19,28 @@ from service.models import (
 from service.reports.figures import DELIVERY_PROBLEM, engagement, subtree
 
 
-ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "human_opens", "machine_opens",
-                      "machine_signals", "clicks", "acks", "canvas_reads", "last_human_signal")
+ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "engaged", "reachable", "human_opens",
+                      "machine_opens", "machine_signals", "clicks", "acks", "canvas_reads", "last_human_signal",
+                      "last_engaged")
 DELIVERY_COLUMNS = ("id", "kind", "channel", "period", "recipient", "status", "attempts", "created_at", "sent_at",
                     "provider_message_id", "last_error")
 
 
-def engagement_rows(session: Session, since: datetime, team_root: int | None = None) -> list[dict[str, object]]:
-    """One row per person: signal counts since ``since`` and their last human signal."""
+def engagement_rows(session: Session, since: datetime, now: datetime, team_root: int | None = None, *,
+                    new_hire_days: int) -> list[dict[str, object]]:
+    """One row per person: signal counts since ``since``, whether they engaged and are counted in a
+    rate (the one definition), and their last engagement."""
     scope = subtree(session, team_root) if team_root is not None else None
-    rows = engagement(session, since, datetime.max.replace(tzinfo=UTC), scope, active_only=False)
+    rows = engagement(session, since, datetime.max.replace(tzinfo=UTC), scope, new_hire_days=new_hire_days,
+                      active_only=False, as_of=now)
     emails = dict(session.execute(select(Person.id, Person.email)).tuples().all())
     return [
         {"email": r.email, "name": r.name, "role": r.role, "supervisor_email": emails.get(r.supervisor_id, ""),
-         "status": r.status, "human_opens": r.human_opens, "machine_opens": r.machine_opens,
+         "status": r.status, "engaged": "yes" if r.engaged else "no",
+         "reachable": "yes" if r.reachable else "no", "human_opens": r.human_opens, "machine_opens": r.machine_opens,
          "machine_signals": r.machine_signals, "clicks": r.clicks, "acks": r.acks, "canvas_reads": r.canvas_reads,
-         "last_human_signal": r.last_human.isoformat() if r.last_human else ""}
+         "last_human_signal": r.last_human_signal.isoformat() if r.last_human_signal else "",
+         "last_engaged": r.last_engaged.isoformat() if r.last_engaged else ""}
         for r in rows
     ]
 

@@ -22,7 +22,7 @@ from service.models import (
     PolicyVersion,
     Tip,
 )
-from service.engagement import HUMAN_KINDS
+from service.engagement import SIGNAL_KINDS, Rate, engaging, is_engaged, is_reachable
 
 
 @dataclass
@@ -113,7 +113,9 @@ def status_summary(session: Session) -> Status:
     return Status(people_by_role, teams, tips_by_section, policies, deliveries, engagement, undeliverable)
 
 
-STATUS_ORDER = ("undeliverable", "escalated", "engaged", "opened only", "machine signals only", "no signal")
+# a row's status; "engaged" rows are exactly the people a rate counts, the first two are outside it
+STATUS_ORDER = ("undeliverable", "new hire", "engaged", "escalated", "opened only", "machine signals only",
+                "no signal")
 
 
 @dataclass
@@ -126,25 +128,29 @@ class PersonEngagement:
     human_opens: int
     machine_opens: int
     machine_signals: int
-    clicks: int
+    clicks: int  # settled human clicks only, like every count here
     acks: int
     canvas_reads: int
-    last_human: datetime | None
+    last_human_signal: datetime | None  # in the window, of any kind (an open too)
+    last_engaged: datetime | None  # ever (kept on the person)
     undeliverable: bool
     escalated: bool
+    reachable: bool  # active, deliverable, past the new-hire grace: in every rate's denominator
 
     @property
     def engaged(self) -> bool:
-        return bool(self.human_opens or self.clicks or self.acks or self.canvas_reads)
+        return is_engaged(clicks=self.clicks, acks=self.acks, canvas_reads=self.canvas_reads)
 
     @property
     def status(self) -> str:
         if self.undeliverable:
             return "undeliverable"
+        if not self.reachable:
+            return "new hire"
+        if self.engaged:
+            return "engaged"
         if self.escalated:
             return "escalated"
-        if self.clicks or self.acks or self.canvas_reads:
-            return "engaged"
         if self.human_opens:
             return "opened only"
         if self.machine_signals:
@@ -170,24 +176,27 @@ def _count(condition) -> object:
 
 
 def engagement(
-    session: Session, start: datetime, end: datetime, person_ids=None, *, active_only: bool = True
+    session: Session, start: datetime, end: datetime, person_ids=None, *, new_hire_days: int,
+    active_only: bool = True, as_of: datetime | None = None,
 ) -> list[PersonEngagement]:
-    """Per person: signals between ``start`` and ``end`` by kind and machine/human, the last human
-    signal ever (kept on the person as signals arrive), and flags. One grouped query over the
-    window's events; nothing is loaded event by event."""
+    """Per person: signals between ``start`` and ``end`` by kind and machine/human, the last
+    engagement ever (kept on the person), whether they are reachable at ``end`` or ``as_of`` if
+    sooner (new hires are not yet), and flags. One grouped query over the window's events; nothing is loaded event
+    by event. Unsettled clicks are not counted yet, either way."""
     e = EngagementEvent
-    human = e.is_machine.is_(False)
+    counted = engaging(e)
     window = (
         select(
             e.person_id.label("person_id"),
-            _count(human & (e.kind == "open")).label("human_opens"),
+            _count(e.is_machine.is_(False) & (e.kind == "open")).label("human_opens"),
             _count(e.is_machine.is_(True) & (e.kind == "open")).label("machine_opens"),
-            _count(e.is_machine.is_(True)).label("machine_signals"),
-            _count(human & (e.kind == "click")).label("clicks"),
-            _count(human & (e.kind == "ack")).label("acks"),
-            _count(human & (e.kind == "canvas_read")).label("canvas_reads"),
+            _count(e.is_machine.is_(True) & e.settled.is_(True)).label("machine_signals"),
+            _count(counted & (e.kind == "click")).label("clicks"),
+            _count(counted & (e.kind == "ack")).label("acks"),
+            _count(counted & (e.kind == "canvas_read")).label("canvas_reads"),
+            func.max(case((e.is_machine.is_(False), e.at))).label("last_human_signal"),
         )
-        .where(e.at >= start, e.at < end, e.kind.in_(HUMAN_KINDS))
+        .where(e.at >= start, e.at < end, e.kind.in_(SIGNAL_KINDS))
         .group_by(e.person_id)
         .subquery()
     )
@@ -201,8 +210,9 @@ def engagement(
             func.coalesce(window.c.human_opens, 0), func.coalesce(window.c.machine_opens, 0),
             func.coalesce(window.c.machine_signals, 0),
             func.coalesce(window.c.clicks, 0), func.coalesce(window.c.acks, 0),
-            func.coalesce(window.c.canvas_reads, 0), Person.last_human_at,
-            Person.undeliverable_since.is_not(None), escalated.c.person_id.is_not(None),
+            func.coalesce(window.c.canvas_reads, 0), window.c.last_human_signal, Person.last_engaged_at,
+            Person.undeliverable_since.is_not(None), escalated.c.person_id.is_not(None), Person.active,
+            Person.joined_at,
         )
         .outerjoin(window, window.c.person_id == Person.id)
         .outerjoin(escalated, escalated.c.person_id == Person.id)
@@ -213,19 +223,19 @@ def engagement(
     if person_ids is not None:  # a list of ids, or a query of them (a subtree of any size)
         query = query.where(Person.id.in_(person_ids)) if not isinstance(person_ids, list) or person_ids \
             else query.where(False)
-    return [PersonEngagement(*row) for row in session.execute(query)]
+    found = []
+    for *fields, active, joined_at in session.execute(query):
+        undeliverable = fields[-2]
+        found.append(PersonEngagement(*fields, reachable=is_reachable(
+            active=active, undeliverable=undeliverable, joined_at=joined_at, as_of=min(end, as_of or end),
+            new_hire_days=new_hire_days)))
+    return found
 
 
-def reach(rows: list[PersonEngagement]) -> tuple[int, int]:
-    """(engaged, reachable): people with a human signal, of those whose email arrives."""
-    counted = [r for r in rows if not r.undeliverable]
-    return sum(r.engaged for r in counted), len(counted)
-
-
-def rate(rows: list[PersonEngagement]) -> float | None:
-    """Share of people (undeliverable ones left out) with a human signal."""
-    engaged, reachable = reach(rows)
-    return engaged / reachable if reachable else None
+def rate(rows: list[PersonEngagement]) -> Rate:
+    """Engaged people of the reachable ones: the one rate every report shows, with its denominator."""
+    counted = [r for r in rows if r.reachable]
+    return Rate(sum(r.engaged for r in counted), len(counted))
 
 
 @dataclass(frozen=True)
@@ -241,7 +251,7 @@ class TrendPoint:
 
 def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids=None
                  ) -> list[TrendPoint]:
-    """Per week: people who got a digest, and how many of them gave a human signal that week (SQL)."""
+    """Per week: people who got that week's digest, and how many of them engaged that week (SQL)."""
     if not weeks:
         return []
 
@@ -259,8 +269,7 @@ def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], 
     )
     signal_q = (
         select(bucket(EngagementEvent.at).label("w"), EngagementEvent.person_id.label("pid"))
-        .where(EngagementEvent.is_machine.is_(False), EngagementEvent.kind.in_(HUMAN_KINDS),
-               EngagementEvent.at >= weeks[0][1], EngagementEvent.at < weeks[-1][2])
+        .where(engaging(EngagementEvent), EngagementEvent.at >= weeks[0][1], EngagementEvent.at < weeks[-1][2])
     )
     if person_ids is not None:
         reached_q = reached_q.where(Delivery.person_id.in_(person_ids))

@@ -30,15 +30,15 @@ class SummaryResult:
 
 def _display(row: PersonEngagement, zone: ZoneInfo) -> dict[str, object]:
     return {"name": row.name, "email": row.email, "status": row.status,
-            "last_human": row.last_human.astimezone(zone).date().isoformat() if row.last_human else None}
+            "last_engaged": row.last_engaged.astimezone(zone).date().isoformat() if row.last_engaged else None}
 
 
-def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date
-                    ) -> dict[str, object] | None:
+def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date, *,
+                    new_hire_days: int) -> dict[str, object] | None:
     """What one supervisor's weekly summary says, or None when there is nothing to report."""
     start, end = week_bounds(week, zone)
     scope = subtree_select(supervisor.id)
-    rows = engagement(session, start, end, scope)
+    rows = engagement(session, start, end, scope, new_hire_days=new_hire_days)
     if not rows:
         return None
     direct = [r for r in rows if r.supervisor_id == supervisor.id]
@@ -50,7 +50,7 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
     counted = rows if managers else direct
     payload: dict[str, object] = {
         "week": week,
-        "rate": rate(counted),
+        "rate": rate(counted).as_payload(),
         "trend": [{"week": p.week, "engaged": p.engaged, "reached": p.reached} for p in trend],
         "notices": [{"policy": n.policy, "version": n.version, "due_on": n.due_on.isoformat(),
                      "acknowledged": n.acknowledged, "audience": n.audience} for n in notices],
@@ -75,7 +75,7 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
         for r in rows:
             if r.supervisor_id != supervisor.id and (head := team_head(r.id)) is not None:
                 members.setdefault(head, []).append(r)
-        teams = [{"name": head.name, "size": len(members[head.id]), "rate": rate(members[head.id])}
+        teams = [{"name": head.name, "size": len(members[head.id]), "rate": rate(members[head.id]).as_payload()}
                  for head in direct if head.id in members]
         payload["teams"] = teams
         payload["people"] = [_display(r, zone) for r in rows if r.status in ATTENTION]
@@ -110,12 +110,14 @@ def compose_summaries(session: Session, settings, now: datetime, *, week: str | 
         if exists:
             result.already += 1
             continue
-        payload = summary_payload(session, supervisor, key, zone, local_today)
+        payload = summary_payload(session, supervisor, key, zone, local_today, new_hire_days=settings.new_hire_days)
         if payload is None:
             result.nothing_to_report += 1
             continue
         team_rate = payload["rate"]
-        subject = f"Your team this week: {team_rate:.0%} engaged" if team_rate is not None else "Your team this week"
+        subject = (f"Your team this week: {team_rate['percent']} engaged "
+                   f"({team_rate['engaged']} of {team_rate['reachable']} reachable)"
+                   if team_rate["reachable"] else "Your team this week")
         if dry_run:
             result.composed += 1
             result.recipients.append(supervisor.email)

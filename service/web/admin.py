@@ -175,11 +175,9 @@ def overview(request: Request, web: Web = Depends(current)) -> Response:
         ).all()
         trend = reports.weekly_trend(session, reports.last_weeks(week, 8, web.zone), None)
         notices = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date())
-        rows = reports.engagement(session, start, end)
-    engaged, reachable = reports.reach(rows)
+        rows = reports.engagement(session, start, end, new_hire_days=web.settings.new_hire_days)
     return page("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
-                undeliverable=undeliverable, by_status=by_status, notices=notices,
-                rate=reports.rate(rows), engaged=engaged, reachable=reachable,
+                undeliverable=undeliverable, by_status=by_status, notices=notices, rate=reports.rate(rows),
                 chart=trend_svg([p.week for p in trend], [p.rate for p in trend]), trend=trend)
 
 
@@ -189,7 +187,7 @@ def teams(request: Request, web: Web = Depends(current)) -> Response:
         return stop
     week, start, end = this_week(web)
     with web.unit_of_work() as session:
-        rows = reports.engagement(session, start, end)
+        rows = reports.engagement(session, start, end, new_hire_days=web.settings.new_hire_days)
     children: dict[int | None, list] = {}
     for row in rows:
         children.setdefault(row.supervisor_id, []).append(row)
@@ -228,10 +226,9 @@ def team(person_id: int, request: Request, web: Web = Depends(current)) -> Respo
         lead = session.get(Person, person_id) if is_row_id(person_id) else None
         if lead is None:
             return page("admin_missing", 404, what="team")
-        rows = reports.engagement(session, start, end, reports.subtree(session, person_id))
-    engaged, reachable = reports.reach(rows)
-    return page("admin_team", week=week, lead=lead, rows=rows, rate=reports.rate(rows),
-                engaged=engaged, reachable=reachable, zone=web.zone)
+        rows = reports.engagement(session, start, end, reports.subtree(session, person_id),
+                                  new_hire_days=web.settings.new_hire_days)
+    return page("admin_team", week=week, lead=lead, rows=rows, rate=reports.rate(rows), zone=web.zone)
 
 
 @router.get("/people/{person_id}", response_class=HTMLResponse)
@@ -295,7 +292,8 @@ def export(name: str, request: Request, web: Web = Depends(current)) -> Response
         columns = reports.ENGAGEMENT_COLUMNS
 
         def rows(session: Session):
-            return reports.engagement_rows(session, datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC")))
+            return reports.engagement_rows(session, datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC")), web.clock(),
+                                           new_hire_days=web.settings.new_hire_days)
     elif name == "deliveries":
         columns = reports.DELIVERY_COLUMNS
         rows = reports.delivery_rows

@@ -29,6 +29,7 @@ from service.web.context import DeferredWrites, Web
 from service.web.headers import CrossOriginForms, SecurityHeaders
 from service.web.metrics import Metrics
 from service.web.opens import OpenRecorder, PixelMiddleware
+from service.web.settler import Settler
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,12 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
             web.metrics.signals.labels("open", str(row["is_machine"]).lower()).inc()
 
     opens = OpenRecorder(factory, web.rules, on_written=counted)
+    settler = Settler(factory, settings, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         opens.start()
+        settler.start()
         if background is not None:
             dispatched = web.metrics.dispatched
             background.on_dispatch = lambda stats: (dispatched.labels("sent").inc(stats.sent),
@@ -76,6 +79,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         yield
         if background is not None:
             background.stop()  # stop claiming, finish the batch in hand, hand the scheduler on
+        settler.stop()
         opens.stop()  # write what is queued before the process ends
         web.deferred.stop()
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import bulk_insert
 from service.models import Delivery, EngagementEvent, utcnow
 from service.engagement.rules import Rules, classify
-from service.engagement import OPEN, Signer, hash_ip, note_human_signals
+from service.engagement import OPEN, Signer, hash_ip
 
 log = logging.getLogger(__name__)
 CACHE_LIMIT = 500_000
@@ -128,8 +128,7 @@ class OpenRecorder:
                              "provider_event_id": None, "user_agent": (p.user_agent or "")[:500] or None,
                              "ip_hash": p.ip_hash, "at": p.at})
             if rows:
-                bulk_insert(session, EngagementEvent.__table__, COLUMNS, rows)
-                note_human_signals(session, [(r["person_id"], r["at"]) for r in rows if not r["is_machine"]])
+                bulk_insert(session, EngagementEvent.__table__, COLUMNS, rows)  # an open is not engagement
         if self.on_written is not None:
             self.on_written(rows)
         return len(rows)

@@ -38,13 +38,11 @@ def team_view(token: str, web: Web = Depends(current)) -> Response:
         week = week_key(now.astimezone(zone).date())
         start, end = reports.week_bounds(week, zone)
         scope = reports.subtree_select(lead.id)
-        rows = reports.engagement(session, start, end, scope)
+        rows = reports.engagement(session, start, end, scope, new_hire_days=web.settings.new_hire_days)
         trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), scope)
         notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
     rollup = any(r.supervisor_id != lead.id for r in rows)
-    engaged, reachable = reports.reach(rows)
-    response = page("team_view", lead=lead, week=week, rate=reports.rate(rows), rollup=rollup,
-                    engaged=engaged, reachable=reachable, notices=notices,
+    response = page("team_view", lead=lead, week=week, rate=reports.rate(rows), rollup=rollup, notices=notices,
                     rows=[r for r in rows if r.status in reports.ATTENTION] if rollup else rows, zone=zone,
                     chart=trend_svg([p.week for p in trend], [p.rate for p in trend]))
     response.headers["Referrer-Policy"] = "no-referrer"
