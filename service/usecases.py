@@ -183,7 +183,6 @@ def daily_pass(factory: sessionmaker[Session], settings: Settings, now: datetime
                dry_run: bool = False) -> escalation.PassResult:
     """Reminders, nudges and escalations due today, from settled signals only."""
     with transaction(factory, dry_run=dry_run) as session:
-        engagement.settle(session, engagement.Rules.from_settings(settings), now)
         return escalation.run_pass(session, settings, now)
 
 

@@ -6,9 +6,12 @@ Tests that need engagement use these instead of writing events or aggregates the
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 
@@ -99,3 +102,38 @@ class Readers:
 
     def close(self) -> None:
         self.http.close()
+
+
+class Doors:
+    """The same doors on an in-process client, for emails the outbox channel wrote to its folder."""
+
+    def __init__(self, settings, factory):
+        from fastapi.testclient import TestClient
+
+        from service.web.app import create_app
+
+        self.clock = Clock(datetime.now(UTC))
+        self.app = create_app(settings, factory, clock=self.clock)
+        self.client = TestClient(self.app, follow_redirects=False)
+        self.folder = Path(settings.outbox_dir)
+
+    def links(self, kind: str, delivery_id: int) -> Links:
+        raw = (self.folder / kind / f"{delivery_id:08d}.eml").read_bytes()
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        html = message.get_body(("html",)).get_content()
+        return links_in(ReceivedEmail("", "", None, "", "", html, {}, [], {}))
+
+    def open(self, kind: str, delivery_id: int, at: datetime, agent: str = CHROME) -> None:
+        self.clock.now = at
+        assert self.client.get(self.links(kind, delivery_id).pixel, headers={"User-Agent": agent}).status_code == 200
+        self.app.state.opens.flush()  # opens are written in batches
+
+    def click(self, kind: str, delivery_id: int, at: datetime, agent: str = CHROME, index: int = 0) -> None:
+        self.clock.now = at
+        url = self.links(kind, delivery_id).clicks[index]
+        assert self.client.get(url, headers={"User-Agent": agent}).status_code == 302
+
+    def acknowledge(self, kind: str, delivery_id: int, at: datetime, agent: str = CHROME) -> None:
+        self.clock.now = at
+        url = self.links(kind, delivery_id).ack
+        assert self.client.post(url, headers={"User-Agent": agent}).status_code == 200

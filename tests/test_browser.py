@@ -64,14 +64,15 @@ def test_dashboard_sign_in_overview_team_person_and_csv(browser, factory, settin
         with factory() as s:
             active = s.scalar(select(func.count()).select_from(Person).where(Person.active.is_(True)))
         assert page.inner_text("#people-active") == str(active)
-        assert page.inner_text("#engagement-rate") == "38%"  # ann, bob, sam of the 8 reachable (eve bounced)
+        assert page.inner_text("#engagement-rate") == "25%"  # ann, sam of the 8 reachable (bob only opened)
+        assert (page.inner_text("#engaged"), page.inner_text("#reachable")) == ("2", "8")
         assert page.locator("svg[role=img] title").text_content().startswith("Engagement by week:")
         page.screenshot(path=ARTIFACTS / "dashboard-overview.png", full_page=True)
 
         page.get_by_role("link", name="Teams").click()
         page.get_by_role("link", name="Dev Division").click()
-        assert page.inner_text("#team-rate") == "50%"
-        assert (page.inner_text("#team-engaged"), page.inner_text("#team-reachable")) == ("2", "4")
+        assert page.inner_text("#team-rate") == "25%"
+        assert (page.inner_text("#team-engaged"), page.inner_text("#team-reachable")) == ("1", "4")
         row = page.locator("tr", has_text="Cat Scanned")
         assert "machine signals only" in row.inner_text()
         page.screenshot(path=ARTIFACTS / "dashboard-team.png", full_page=True)
@@ -123,7 +124,7 @@ def test_summary_email_renders_with_its_chart(browser, factory, settings, team) 
     chart = page.locator("img[alt^='Engagement by week']")
     assert chart.evaluate("img => img.naturalWidth") > 300  # the PNG really decoded
     text = page.inner_text("body")
-    assert "50%" in text  # 2 of the 4 reachable: hand count in test_reports
+    assert "1 of the 4 reachable people" in text and "25%" in text  # the hand count in test_reports
     for name, status in (("Ann Clicks", "engaged"), ("Bob Opens", "opened only"),
                          ("Cat Scanned", "machine signals only"), ("Dan Silent", "escalated"),
                          ("Eve Bounced", "undeliverable")):

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from service.cli import main
 from service.db import make_engine, make_sessionmaker
-from service.engagement import HUMAN_KINDS
+from service.engagement import engaging
 from service.models import Delivery, EngagementEvent, Escalation, Notice, Person
 from service.simulate import COLUMNS, SENT_KINDS
 from service.weeks import week_key
@@ -98,10 +98,9 @@ def test_summaries_go_out_on_fridays(simulation) -> None:
 
 
 def test_silent_people_are_nudged_after_four_digests_and_escalated_after_two_more(simulation) -> None:
-    """Checked for everyone who never sent a human signal and whose mail is deliverable."""
+    """Checked for everyone who never engaged (opens alone do not count) and whose mail is deliverable."""
     _, s = simulation
-    human = {p for (p,) in s.execute(select(EngagementEvent.person_id).where(
-        EngagementEvent.is_machine.is_(False), EngagementEvent.kind.in_(HUMAN_KINDS)))}
+    human = {p for (p,) in s.execute(select(EngagementEvent.person_id).where(engaging()))}
     digests = defaultdict(list)
     for person, at in s.execute(select(Delivery.person_id, Delivery.sent_at).where(
             Delivery.kind == "digest", Delivery.status == "sent").order_by(Delivery.sent_at)):

@@ -25,9 +25,9 @@ from service.models import (
     PolicyVersion,
 )
 from service.roster import import_roster
-from service.engagement import note_human_signals
 from tests.conftest import REPO
 from tests.helpers import run_cli
+from tests.readers import CHROME, PROXY, Doors
 
 CHICAGO = ZoneInfo("America/Chicago")
 START = date(2026, 9, 7)  # a Monday, no school break for months
@@ -73,14 +73,27 @@ def send_week(factory, settings, n: int) -> datetime:
     return at
 
 
-def signal(factory, email: str, at: datetime, *, machine: bool, kind: str = "open") -> None:
-    pid = person_id(factory, email)
-    with factory() as s, s.begin():
-        delivery = s.scalar(select(Delivery.id).where(Delivery.person_id == pid).order_by(Delivery.id.desc()))
-        s.add(EngagementEvent(delivery_id=delivery, person_id=pid, kind=kind, source="pixel", is_machine=machine,
-                              reason="Gmail image proxy" if machine else None, at=at))
-        if not machine:  # what every ingest path does
-            note_human_signals(s, [(pid, at)])
+@pytest.fixture
+def doors(factory, staff) -> Doors:
+    return Doors(staff, factory)
+
+
+SCANNER = "Mozilla/5.0 (compatible; SafeLinks/1.0)"
+
+
+def signal(doors: Doors, factory, email: str, at: datetime, *, machine: bool, kind: str = "open") -> None:
+    """The person (or their mail scanner) acts on their latest digest through the real doors:
+    the pixel, a tracked link, or the "Got it" button (kind "ack")."""
+    with factory() as s:
+        delivery = s.scalar(select(Delivery.id).join(Person, Person.id == Delivery.person_id)
+                            .where(Person.email == email, Delivery.kind == "digest").order_by(Delivery.id.desc()))
+    if kind == "open":
+        doors.open("digest", delivery, at, PROXY if machine else CHROME)
+    elif kind == "click":
+        doors.click("digest", delivery, at, SCANNER if machine else CHROME)
+    else:
+        assert kind == "ack" and not machine
+        doors.acknowledge("digest", delivery, at)
 
 
 def escalate(factory, settings, day: date, calendar=NO_BREAKS):
@@ -101,15 +114,15 @@ def queued(factory, kinds=("reminder", "nudge", "escalation")) -> list[tuple[str
 # ------------------------------------------------------------------ never engages
 
 
-def test_eight_weeks_machine_opens_escalate_one_click_does_not(factory, staff) -> None:
+def test_eight_weeks_machine_opens_escalate_one_click_does_not(factory, staff, doors) -> None:
     """The whole promised sequence of emails for an 8-week history."""
     log: list[tuple[int, str, str, str]] = []
     for week in range(8):
         sent = send_week(factory, staff, week)
-        signal(factory, "ann@x.org", sent + timedelta(minutes=5), machine=True)  # a proxy, every week
-        signal(factory, "cat@x.org", sent + timedelta(hours=3), machine=False)  # reads every week
+        signal(doors, factory, "ann@x.org", sent + timedelta(minutes=5), machine=True)  # a proxy, every week
+        signal(doors, factory, "cat@x.org", sent + timedelta(hours=3), machine=False, kind="ack")  # every week
         if week == 3:
-            signal(factory, "bob@x.org", sent + timedelta(hours=2), machine=False, kind="click")  # once
+            signal(doors, factory, "bob@x.org", sent + timedelta(hours=2), machine=False, kind="click")  # once
         for day in range(7):
             before = len(queued(factory))
             escalate(factory, staff, START + timedelta(weeks=week, days=day))
@@ -138,12 +151,12 @@ def test_eight_weeks_machine_opens_escalate_one_click_does_not(factory, staff) -
     assert [(e.reason, e.level) for e in bob] == [("never_engaged", 0)]  # nudged, never escalated
 
 
-def test_six_weeks_machine_signals_only_versus_a_real_click(factory, staff) -> None:
+def test_six_weeks_machine_signals_only_versus_a_real_click(factory, staff, doors) -> None:
     for week in range(6):
         sent = send_week(factory, staff, week)
-        signal(factory, "ann@x.org", sent + timedelta(seconds=2), machine=True, kind="click")
+        signal(doors, factory, "ann@x.org", sent + timedelta(seconds=2), machine=True, kind="click")
         if week == 1:
-            signal(factory, "bob@x.org", sent + timedelta(hours=1), machine=False, kind="click")
+            signal(doors, factory, "bob@x.org", sent + timedelta(hours=1), machine=False, kind="click")
         escalate(factory, staff, START + timedelta(weeks=week, days=1))
     with factory() as s:
         levels = s.execute(select(Person.email, Escalation.level).join(Person, Person.id == Escalation.person_id)
@@ -152,15 +165,15 @@ def test_six_weeks_machine_signals_only_versus_a_real_click(factory, staff) -> N
     assert not any(level >= 1 for email, level in levels if email == "bob@x.org")
 
 
-def test_engaging_resolves_and_the_next_email_says_so(factory, staff) -> None:
+def test_engaging_resolves_and_the_next_email_says_so(factory, staff, doors) -> None:
     for week in range(9):
         sent = send_week(factory, staff, week)
         if week <= 2:
-            signal(factory, "cat@x.org", sent + timedelta(hours=3), machine=False)  # cat stops reading after week 2
+            signal(doors, factory, "cat@x.org", sent + timedelta(hours=3), machine=False, kind="ack")  # until week 2
         if week == 5:  # ann, escalated to div this week, clicks the next day
             escalate(factory, staff, START + timedelta(weeks=week, days=1))
             assert ("escalation", "div@x.org", "2026-W42") in queued(factory)
-            signal(factory, "ann@x.org", noon(START + timedelta(weeks=5, days=2)), machine=False, kind="click")
+            signal(doors, factory, "ann@x.org", noon(START + timedelta(weeks=5, days=2)), machine=False, kind="click")
             result = escalate(factory, staff, START + timedelta(weeks=5, days=3))
             assert ("ann@x.org", "never_engaged", "engaged") in result.resolved
             continue
@@ -170,15 +183,18 @@ def test_engaging_resolves_and_the_next_email_says_so(factory, staff) -> None:
         email = s.scalar(select(Delivery).join(Person, Person.id == Delivery.person_id)
                          .where(Person.email == "div@x.org", Delivery.kind == "escalation",
                                 Delivery.period_key == "2026-W45"))
-    assert sorted(r["name"] for r in email.payload["attention"]) == ["Bob Clicker", "Cat Reader", "Dan Under"]
-    assert [r["name"] for r in email.payload["resolved"]] == ["Ann Machine"]
+    listed = [line["name"] for group in email.payload["groups"] for part in ("new", "known") for line in group[part]]
+    assert sorted(listed) == ["Bob Clicker", "Cat Reader", "Dan Under"]
+    assert email.subject == "3 of your team could use a check-in"
+    assert email.payload["caught_up"] == ["Ann Machine"]
     from service.rendering import LetterRenderer
     from service.engagement import Links, Signer
 
     with factory() as s:
         delivery = s.get(Delivery, email.id)
         message = LetterRenderer("http://n", "School", Links("http://n", Signer(["k"]))).render(delivery)
-        assert "Good news" in message.html and "Ann Machine" in message.html and "Cat Reader" in message.text
+        assert "Caught up since my last note" in message.html and "Ann Machine" in message.html
+        assert "- Cat Reader: no clicks, confirmations or Canvas reads" in message.text
 
 
 def test_a_second_pass_on_the_same_day_sends_nothing_new(factory, staff) -> None:

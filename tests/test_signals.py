@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.engagement.rules import Rules, by_user_agent, classify, is_click_burst
+from service.engagement.rules import HUMAN, Click, Rules, Verdict, by_user_agent, classify, judge
 
 T = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -68,10 +68,24 @@ def test_request_rules(kwargs, machine, reason) -> None:
     assert (verdict.is_machine, verdict.reason) == (machine, reason)
 
 
-def test_click_bursts() -> None:
-    rules = Rules()
-    recent = [(T - timedelta(seconds=1), "https://a"), (T - timedelta(seconds=0.5), "https://b")]
-    assert is_click_burst(rules, recent, T, "https://c")
-    assert not is_click_burst(rules, recent, T, "https://a")  # only two distinct links
-    old = [(T - timedelta(seconds=30), "https://a"), (T - timedelta(seconds=29), "https://b")]
-    assert not is_click_burst(rules, old, T, "https://c")
+def clicks(*offsets: float, agent: str = CHROME, verdict: Verdict = HUMAN) -> list[Click]:
+    return [Click(i, T + timedelta(seconds=o), agent, verdict) for i, o in enumerate(offsets)]
+
+
+def test_two_clicks_of_one_message_within_two_seconds_are_a_burst_whatever_the_urls() -> None:
+    verdicts = judge(Rules(), clicks(0, 0.009, 0.018, 30), human_opens=[])
+    assert [verdicts[i].is_machine for i in range(4)] == [True, True, True, False]  # the first click too
+    assert verdicts[0].reason == "burst: 3 clicks within 2s"
+    assert not any(v.is_machine for v in judge(Rules(), clicks(0, 2.5, 5.0), human_opens=[]).values())
+
+
+def test_a_non_browser_client_before_any_open_is_a_machine() -> None:
+    gateway = "Mozilla/4.0 (compatible; ms-office; MSOffice 16)"
+    assert judge(Rules(), clicks(60, agent=gateway), human_opens=[])[0].reason == "a non-browser client, before any open"
+    assert judge(Rules(), clicks(60, agent=gateway), human_opens=[T])[0] == HUMAN  # opened first: a person
+    assert judge(Rules(), clicks(60), human_opens=[])[0] == HUMAN  # a browser may click without an open
+
+
+def test_a_request_verdict_stays() -> None:
+    proxy = Verdict(True, "Microsoft link protection")
+    assert judge(Rules(), clicks(0, verdict=proxy), human_opens=[T])[0] == proxy

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from service.config import Settings
+from service.engagement import Rules, settle
 from service.escalation.apply import apply
 from service.escalation.decide import ADMIN_LEVEL, Email, Intents, PassResult, closes, decide, paused_days
 from service.escalation.facts import NEVER_ENGAGED, NOTICE_OVERDUE, NOTICE_REMINDER, Rung, State, notice_in
@@ -19,7 +20,9 @@ from service.weeks import SchoolCalendar, calendar_for
 
 def run_pass(session: Session, settings: Settings, as_of: datetime,
              calendar: SchoolCalendar | None = None) -> PassResult:
-    """Load, decide, apply: one pass as of a moment (the caller commits)."""
+    """Settle, load, decide, apply: one pass as of a moment (the caller commits). Settling
+    first means the pass decides on settled signals only, never on a scanner's pending clicks."""
+    settle(session, Rules.from_settings(settings), as_of)
     intents = decide(load(session, settings.never_engaged_digests), settings, as_of,
                      calendar or calendar_for(settings))
     return apply(session, intents, as_of)
