@@ -15,6 +15,7 @@ from sqlalchemy import select
 from service import canvas
 from service.weeks import SchoolCalendar
 from service.digests import compose
+from service import usecases
 from service.usecases import dispatcher as make_dispatcher
 from service.models import Acknowledgement, AppSecret, Delivery, EngagementEvent, Person, utcnow
 from service.engagement import ACK, CLICK, OPEN, Links, Rules, Signer, TokenData, signing_keys
@@ -96,12 +97,17 @@ def test_click_redirects_to_the_signed_target_only(factory, sent, links, live) -
     assert [(e.kind, e.target) for e in events(factory)] == [("click", target)]
 
 
-def test_clicking_every_link_at_once_is_a_scanner(factory, sent, links, live) -> None:
+def test_a_burst_of_clicks_is_a_scanner_even_on_one_url_and_counts_only_once_settled(
+        factory, sent, links, live, web_settings) -> None:
     delivery = sent["chloe.martin@example.org"]
-    for n in range(3):
-        httpx.get(local(links.click(delivery, f"https://example.org/{n}"), live), headers=HUMAN)
-    assert [e.is_machine for e in events(factory)] == [True, True, True]
-    assert events(factory)[0].reason == "clicked 3 links within 2s"
+    for target in ("https://example.org/0", "https://example.org/0", "https://example.org/1"):
+        httpx.get(local(links.click(delivery, target), live), headers=HUMAN)
+    assert [(e.is_machine, e.settled) for e in events(factory)] == [(False, False)] * 3  # not judged yet
+    usecases.settle_signals(factory, web_settings, utcnow() + timedelta(seconds=15))  # the settler's next round
+    assert [(e.is_machine, e.settled) for e in events(factory)] == [(True, True)] * 3  # the first one too
+    assert events(factory)[0].reason == "burst: 3 clicks within 2s"
+    with factory() as s:
+        assert s.scalar(select(Person.last_engaged_at).where(Person.email == "chloe.martin@example.org")) is None
 
 
 def test_a_get_never_acknowledges_and_a_post_does_once(factory, sent, links, live) -> None:
