@@ -97,8 +97,9 @@ def test_statuses_and_rate_equal_a_hand_count(factory, settings, team) -> None:
     assert payload["rollup"] is False
     assert [p["name"] for p in payload["people"]] == ["Ann Clicks", "Bob Opens", "Cat Scanned", "Dan Silent",
                                                       "Eve Bounced"]
-    assert payload["trend"][-2:] == [{"week": "2026-W48", "engaged": 1, "reached": 5},
-                                     {"week": WEEK, "engaged": 1, "reached": 5}]
+    # the digest's reachable readers: eve's address bounces now, so she is in no week's denominator
+    assert payload["trend"][-2:] == [{"week": "2026-W48", "engaged": 1, "reached": 4},
+                                     {"week": WEEK, "engaged": 1, "reached": 4}]
 
 
 def test_a_manager_of_managers_gets_a_roll_up(factory, team) -> None:
@@ -114,9 +115,9 @@ def test_a_manager_of_managers_gets_a_roll_up(factory, team) -> None:
 
 def test_trend_is_counted_in_sql_per_week(factory, team) -> None:
     with factory() as s:
-        trend = weekly_trend(s, last_weeks(WEEK, 3, CHICAGO), None)
-    assert [(p.week, p.engaged, p.reached) for p in trend] == [("2026-W47", 0, 0), ("2026-W48", 1, 9),
-                                                              (WEEK, 2, 9)]
+        trend = weekly_trend(s, last_weeks(WEEK, 3, CHICAGO), None, new_hire_days=14)
+    assert [(p.week, p.engaged, p.reached) for p in trend] == [("2026-W47", 0, 0), ("2026-W48", 1, 8),
+                                                              (WEEK, 2, 8)]
 
 
 def test_summaries_once_a_week_only_with_something_to_report(factory, settings, team) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from service.weeks import week_key
@@ -21,6 +21,7 @@ from service.models import (
     Policy,
     PolicyVersion,
     Tip,
+    UTCDateTime,
 )
 from service.engagement import SIGNAL_KINDS, Rate, engaging, is_engaged, is_reachable
 
@@ -249,9 +250,10 @@ class TrendPoint:
         return self.engaged / self.reached if self.reached else None
 
 
-def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids=None
-                 ) -> list[TrendPoint]:
-    """Per week: people who got that week's digest, and how many of them engaged that week (SQL)."""
+def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids=None, *,
+                 new_hire_days: int) -> list[TrendPoint]:
+    """Per week: the reachable people who got that week's digest (active and deliverable now, past
+    the new-hire grace that week), and how many of them engaged that week (SQL)."""
     if not weeks:
         return []
 
@@ -262,10 +264,15 @@ def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], 
     # reached in a week = got that week's digest (its period key): the unique key's index finds
     # eight rows a person, where a sent_at range read all of their year
     keys = [key for key, _, _ in weeks]
+    hired_by = case({key: literal(end - timedelta(days=new_hire_days), UTCDateTime()) for key, _, end in weeks},
+                    value=Delivery.period_key)  # joined by then: past the grace at the week's end
     reached_q = (
         select(case({key: index for index, key in enumerate(keys)}, value=Delivery.period_key).label("w"),
                Delivery.person_id.label("pid"))
-        .where(Delivery.kind == "digest", Delivery.status == "sent", Delivery.period_key.in_(keys))
+        .join(Person, Person.id == Delivery.person_id)
+        .where(Delivery.kind == "digest", Delivery.status == "sent", Delivery.period_key.in_(keys),
+               Person.active.is_(True), Person.undeliverable_since.is_(None),
+               Person.joined_at <= hired_by)
     )
     signal_q = (
         select(bucket(EngagementEvent.at).label("w"), EngagementEvent.person_id.label("pid"))

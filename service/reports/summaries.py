@@ -44,7 +44,7 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
     direct = [r for r in rows if r.supervisor_id == supervisor.id]
     managers = {r.supervisor_id for r in rows if r.supervisor_id != supervisor.id}
     notices = notice_progress(session, scope, today)
-    trend = weekly_trend(session, last_weeks(week, 8, zone), scope)
+    trend = weekly_trend(session, last_weeks(week, 8, zone), scope, new_hire_days=new_hire_days)
     if trend[-1].reached == 0 and not notices:
         return None  # no tips went out to this team this week and nothing is pending
     counted = rows if managers else direct

@@ -173,7 +173,8 @@ def overview(request: Request, web: Web = Depends(current)) -> Response:
             .where(Delivery.created_at >= start, Delivery.created_at < end)
             .group_by(Delivery.channel, Delivery.status).order_by(Delivery.channel, Delivery.status)
         ).all()
-        trend = reports.weekly_trend(session, reports.last_weeks(week, 8, web.zone), None)
+        trend = reports.weekly_trend(session, reports.last_weeks(week, 8, web.zone), None,
+                                     new_hire_days=web.settings.new_hire_days)
         notices = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date())
         rows = reports.engagement(session, start, end, new_hire_days=web.settings.new_hire_days)
     return page("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),

@@ -39,7 +39,8 @@ def team_view(token: str, web: Web = Depends(current)) -> Response:
         start, end = reports.week_bounds(week, zone)
         scope = reports.subtree_select(lead.id)
         rows = reports.engagement(session, start, end, scope, new_hire_days=web.settings.new_hire_days)
-        trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), scope)
+        trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), scope,
+                                     new_hire_days=web.settings.new_hire_days)
         notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
     rollup = any(r.supervisor_id != lead.id for r in rows)
     response = page("team_view", lead=lead, week=week, rate=reports.rate(rows), rollup=rollup, notices=notices,
