@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 from sqlalchemy import select
 
 from service import usecases
-from service.engagement import Rules, Signal, record_ack, record_click, refresh, settle, snapshot
+from service.engagement import Rules, Signal, record_ack, record_click, refresh, snapshot
 from service.engagement.webhook import ingest
 from service.models import Delivery, Person
 from service.paths import CONTENT_DIR

@@ -17,7 +17,6 @@ from service.escalation import paused_days, run_pass
 from service.models import (
     Delivery,
     DeliveryItem,
-    EngagementEvent,
     Escalation,
     Notice,
     Person,

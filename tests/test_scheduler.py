@@ -1,14 +1,16 @@
 """Scheduler wiring, graceful stop, and the retention prune."""
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from service.models import EngagementArchive, EngagementEvent, Person
+from service import usecases
+from service.models import Delivery, EngagementArchive, EngagementEvent, Person
+from service.paths import CONTENT_DIR
 from service.scheduler import Background, job_list
-from service.engagement import prune
+from tests.readers import PROXY, Doors
 
 
 def test_jobs_have_fixed_ids(factory, settings) -> None:
@@ -35,24 +37,45 @@ def test_on_sqlite_the_one_process_leads_and_stops_cleanly(clean_db, factory, se
     assert background.scheduler is None and all(not t.is_alive() for t in background.threads)
 
 
-def test_retention_prune_sums_old_events_by_month_and_deletes_them(session) -> None:
-    person = Person(email="p@x.org", name="P", role="staff", joined_at=datetime(2024, 1, 1, tzinfo=UTC))
-    session.add(person)
-    session.flush()
-    old = datetime(2025, 3, 10, tzinfo=UTC)
-    for offset, kind, machine in ((0, "open", False), (1, "open", False), (2, "open", True), (40, "click", False)):
-        session.add(EngagementEvent(person_id=person.id, kind=kind, source="t", is_machine=machine,
-                                    at=old + timedelta(days=offset)))
-    recent = EngagementEvent(person_id=person.id, kind="open", source="t", is_machine=False,
-                             at=datetime(2026, 11, 1, tzinfo=UTC))
-    session.add(recent)
-    session.flush()
-    assert prune(session, datetime(2026, 11, 26, tzinfo=UTC), 400) == 4
-    archive = sorted((a.month, a.kind, a.is_machine, a.count) for a in session.scalars(select(EngagementArchive)))
-    assert archive == [("2025-03", "open", False, 2), ("2025-03", "open", True, 1), ("2025-04", "click", False, 1)]
-    assert [e.id for e in session.scalars(select(EngagementEvent))] == [recent.id]
-    session.add(EngagementEvent(person_id=person.id, kind="open", source="t", is_machine=False, at=old))
-    session.flush()
-    prune(session, datetime(2026, 11, 26, tzinfo=UTC), 400)  # a second prune adds to the month's sum
-    counts = {(a.month, a.kind, a.is_machine): a.count for a in session.scalars(select(EngagementArchive))}
+def test_retention_prune_sums_old_events_by_month_and_a_rebuild_still_finds_old_engagement(
+        factory, settings, tmp_path) -> None:
+    """Signals through the real doors in March and April 2025; the prune folds them into monthly sums;
+    the person's last engagement survives it (kept in the archive) and a rebuild changes nothing."""
+    roster = tmp_path / "roster.csv"
+    roster.write_text("email,name,role,department,supervisor_email,timezone,canvas_user_id\np@x.org,P,staff,,,,\n")
+    usecases.import_content(factory, [CONTENT_DIR / "social_media.yaml"])
+    usecases.import_people(factory, roster, now=datetime(2024, 1, 1, tzinfo=UTC))
+    doors = Doors(settings, factory)
+    digests = []
+    for sent in (datetime(2025, 3, 10, 13, tzinfo=UTC), datetime(2025, 4, 14, 13, tzinfo=UTC),
+                 datetime(2026, 11, 2, 14, tzinfo=UTC)):
+        usecases.send_week(factory, settings, sent, week=f"{sent.isocalendar()[0]}-W{sent.isocalendar()[1]:02d}")
+        usecases.dispatcher(factory, settings, clock=lambda moment=sent: moment).drain()
+        with factory() as s:
+            digests.append(s.scalar(select(Delivery.id).where(Delivery.kind == "digest").order_by(Delivery.id.desc())))
+    march, april, november = digests
+    doors.open("digest", march, datetime(2025, 3, 10, 15, tzinfo=UTC))
+    doors.open("digest", march, datetime(2025, 3, 11, 15, tzinfo=UTC))
+    doors.open("digest", march, datetime(2025, 3, 12, 15, tzinfo=UTC), PROXY)
+    clicked = datetime(2025, 4, 20, 15, tzinfo=UTC)
+    doors.click("digest", april, clicked)
+    doors.open("digest", november, datetime(2026, 11, 3, 15, tzinfo=UTC))
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    usecases.settle_signals(factory, settings, now)
+    assert usecases.prune_engagement(factory, settings, now) == 4
+    with factory() as s:
+        archive = sorted((a.month, a.kind, a.is_machine, a.count, a.last_at) for a in s.scalars(select(EngagementArchive)))
+        assert s.scalar(select(func.count()).select_from(EngagementEvent)) == 1  # november's open is kept
+    assert [row[:4] for row in archive] == [("2025-03", "open", False, 2), ("2025-03", "open", True, 1),
+                                            ("2025-04", "click", False, 1)]
+    assert archive[-1][4] == clicked
+    rebuilt = usecases.rebuild_engagement(factory, settings, now)
+    assert rebuilt.changed == 0
+    with factory() as s:
+        person = s.scalar(select(Person).where(Person.email == "p@x.org"))
+        assert (person.last_engaged_at, person.silent_digests) == (clicked, 1)  # november's digest is silent
+    doors.open("digest", march, datetime(2025, 3, 13, 15, tzinfo=UTC))  # a late open of an old month
+    usecases.prune_engagement(factory, settings, now)  # a second prune adds to the month's sum
+    with factory() as s:
+        counts = {(a.month, a.kind, a.is_machine): a.count for a in s.scalars(select(EngagementArchive))}
     assert counts[("2025-03", "open", False)] == 3
