@@ -206,8 +206,9 @@ def test_read_state_sync_records_each_read_once(factory, loaded, canvas_settings
     double.mark_read(topic.id, 2001)  # Chloé Martin's Canvas id in the sample roster
     double.mark_read(topic.id, 2007)
     api = CanvasAPI(double.url, double.token, sleep=Sleeps())
+    synced_at = utcnow()
     with factory() as s, s.begin():
-        first = canvas.sync_reads(s, canvas_settings, api, WEEK, utcnow(), sleep=lambda _: None)
+        first = canvas.sync_reads(s, canvas_settings, api, WEEK, synced_at, sleep=lambda _: None)
     with factory() as s, s.begin():
         second = canvas.sync_reads(s, canvas_settings, api, WEEK, utcnow(), sleep=lambda _: None)
     assert first.recorded == 2 and second.recorded == 0
@@ -218,6 +219,11 @@ def test_read_state_sync_records_each_read_once(factory, loaded, canvas_settings
                            .join(Person, Person.id == EngagementEvent.person_id)).all()
     assert sorted(events) == [("chloe.martin@example.org", "canvas_read", False),
                               ("kwame.asante@example.org", "canvas_read", False)]
+    with factory() as s:  # a Canvas read is engagement: the readers' aggregates moved, nobody else's
+        engaged = dict(s.execute(select(Person.email, Person.last_engaged_at)).tuples().all())
+    assert {email for email, at in engaged.items() if at is not None} == {"chloe.martin@example.org",
+                                                                          "kwame.asante@example.org"}
+    assert engaged["chloe.martin@example.org"] == synced_at
 
 
 def test_roster_sync_fills_missing_canvas_ids(factory, loaded, canvas_settings, double):

@@ -153,3 +153,36 @@ def test_six_weeks_scanners_and_silence_escalate_engagement_does_not(factory, sc
 
     rebuilt = usecases.rebuild_engagement(factory, school, local(START + timedelta(weeks=WEEKS), 8))
     assert rebuilt.changed == 0  # the incremental aggregates equal the ones rebuilt from the events
+
+
+def test_clicks_from_the_signed_webhook_settle_too(factory, school, sendgrid_double) -> None:
+    """SendGrid's click events, late and repeated: a lone click counts once settled; two clicks of
+    one message a second apart are a scanner's; a repeated event is stored once."""
+    monday = local(START, 8)
+    clock = Clock(monday)
+    with LiveServer(create_app(school, factory, clock=clock)) as live:
+        readers = Readers(live, clock, sendgrid_double, school.base_url)
+        usecases.send_week(factory, school, monday)
+        dispatcher = usecases.dispatcher(factory, school, clock=clock)
+        dispatcher.drain()
+        dispatcher.close()
+        digests = {e.to_email: e for e in readers.fresh() if e.custom_args.get("kind") == "digest"}
+        clicker, scanned = digests["e01@x.org"], digests["s01@x.org"]
+        stamp = (monday + timedelta(hours=2)).timestamp()
+        lone = sendgrid_double.events("click", [clicker], at=stamp, url="https://example.org/a", useragent=CHROME)
+        burst = sendgrid_double.events("click", [scanned, scanned], at=stamp, url="https://example.org/a",
+                                       useragent=CHROME)
+        burst[1]["timestamp"] += 1
+        late = monday + timedelta(hours=5)  # SendGrid posts hours later, and repeats itself
+        clock.now = late
+        assert readers.webhook(lone + burst, at=late)["stored"] == 3
+        assert readers.webhook(lone, at=late)["duplicates"] == 1
+        readers.close()
+    with factory() as s:
+        pending = dict(s.execute(select(Person.email, Person.last_engaged_at)).tuples().all())
+    assert pending["e01@x.org"] is None  # stored, not yet judged
+    usecases.daily_pass(factory, school, local(START, 12))  # settles first
+    with factory() as s:
+        engaged = dict(s.execute(select(Person.email, Person.last_engaged_at)).tuples().all())
+    assert engaged["e01@x.org"] == datetime.fromtimestamp(int(stamp), UTC)
+    assert engaged["s01@x.org"] is None
