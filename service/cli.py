@@ -177,6 +177,41 @@ def content_import(
         console.print(f"imported {path}: {counts}")
         for warning in result.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(str(path))}: {escape(warning)}", markup=True)
+        _print_review(result.review)
+
+
+def _print_review(review: list[content.TipState]) -> None:
+    """Tips that are not sent (held, suspended) or whose state just changed, with the reason."""
+    for tip in review:
+        change = f"{tip.was} -> {tip.state}" if tip.was != tip.state else tip.state
+        console.print(f"  tip {tip.key}: {change}" + (f" ({tip.reason})" if tip.reason else ""), markup=False)
+
+
+@content_app.command("check")
+def content_check(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Tip pack YAML file(s).")],
+    policy_files: Annotated[list[Path] | None, typer.Option(
+        "--policy-file", help="A version of the policy text, oldest first (repeat); default: the stored versions.")] = None,
+) -> None:
+    """Check that every tip quotes its section verbatim and cites only policies its section names,
+    against each version in turn; lists the tips each version holds or suspends. Writes nothing."""
+    results = usecases.check_content(paths, policy_files or [], None if policy_files else runtime(ctx).sessions())
+    for check in results:
+        console.print(f"{check.pack} against {check.policy} version {check.version}: {check.ok} tip(s) ok, "
+                      f"{len(check.held)} held, {len(check.suspended)} suspended", markup=False)
+        for key, why in check.held + check.suspended:
+            console.print(f"  tip {key}: {why}", markup=False)
+
+
+@content_app.command("review")
+def content_review(ctx: typer.Context) -> None:
+    """The tips that are not sent now, and why: held until their section exists, or suspended
+    because a version changed what they quote."""
+    review = usecases.tips_to_review(runtime(ctx).sessions())
+    if not review:
+        console.print("every active tip is true to the current policy text")
+    _print_review(review)
 
 
 @policy_app.command("import")
@@ -188,16 +223,21 @@ def policy_import(
     title: Annotated[str | None, typer.Option("--title", help="Title, needed for a new policy.")] = None,
     audience: Annotated[str, typer.Option("--audience", help="Who must acknowledge: all, or roles like teacher,coach.")] = "all",
     due_days: Annotated[int | None, typer.Option("--due-days", min=1, max=3650, help="Days to acknowledge (default NUDGE_NOTICE_DUE_DAYS).")] = None,
-    editorial: Annotated[bool, typer.Option("--editorial", help="A real edit that needs no re-acknowledgement.")] = False,
+    editorial: Annotated[bool, typer.Option("--editorial", help="Treat it as editorial: no re-acknowledgement.")] = False,
+    material: Annotated[bool, typer.Option("--material", help="Treat it as material: everyone re-confirms.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the comparison; store and send nothing.")] = False,
 ) -> None:
     """Store a new version of a policy; a material change notifies the audience at once."""
+    if editorial and material:
+        raise NudgeError("--editorial and --material contradict each other: give one")
     rt = runtime(ctx)
     roles = [r.strip().lower() for r in audience.split(",") if r.strip()] or ["all"]
     factory = rt.sessions()
     result = usecases.publish_policy_version(factory, rt.settings, file, slug=policy, label=version, title=title,
-                                             editorial=editorial, audience=roles, due_days=due_days, now=utcnow(),
-                                             dry_run=dry_run)
+                                             editorial=editorial, material=material, audience=roles,
+                                             due_days=due_days, now=utcnow(), dry_run=dry_run)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(str(file))}: {escape(warning)}", markup=True)
     if result.status == "unchanged":
         console.print(f"{policy}: text identical to version {result.label}; nothing stored")
         return
@@ -213,6 +253,7 @@ def policy_import(
                       f"({result.audience_size} people), due {result.due_on.isoformat()}")
     elif result.changes:
         console.print("editorial change: stored, no notice" + (" (--editorial)" if editorial else ""))
+    _print_review(result.review)
     if result.queued is not None:
         console.print(f"queued {result.queued.emails} email(s) and {result.queued.canvas_posts} Canvas post(s)")
         _dispatch(rt.settings, factory)
@@ -223,7 +264,8 @@ def _print_changes(changes: list[SectionChange]) -> None:
     for change in changes:
         if change.status == "unchanged":
             continue
-        console.print(f"[{styles[change.status]}]{change.status:>9}[/]  {escape(change.title)}", markup=True)
+        console.print(f"[{styles[change.status]}]{change.status:>9}[/]  {escape(change.title)}"
+                      f"  [dim]({escape(change.reason)})[/]", markup=True)
         if change.status in ("changed", "editorial"):
             runs = change.word_diff()
             for index, (op, text) in enumerate(runs):

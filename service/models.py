@@ -164,6 +164,11 @@ class Tip(Base):
     position: Mapped[int] = mapped_column(Integer)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     source: Mapped[str | None] = mapped_column(String(500))  # the pack file it came from
+    quotes: Mapped[list[str]] = mapped_column(default=list)  # its evidence: verbatim sentences of its section
+    # ok (sendable), held (its section is not in the policy yet) or suspended (its quotes are not in the
+    # current text): kept by service.content.review whenever a pack or a version is imported
+    state: Mapped[str] = mapped_column(String(16), default="ok", server_default="ok")
+    state_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -183,7 +188,8 @@ class Notice(Base):
         ForeignKey("policy_versions.id", ondelete="CASCADE"), unique=True
     )
     audience: Mapped[list[str]] = mapped_column(default=lambda: ["all"])
-    summary: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str] = mapped_column(Text, default="")  # what changed, as safe HTML
+    summary_text: Mapped[str | None] = mapped_column(Text)  # the same, as plain text
     due_days: Mapped[int] = mapped_column(Integer, default=14)
     due_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -222,7 +222,7 @@ class LetterRenderer:
     then goes out like a digest, a thousand readers to a provider request.
     """
 
-    kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary", "confirm"})
+    kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary", "confirm", "review"})
     shared_kinds = frozenset({"notice", "reminder"})
 
     def __init__(self, base_url: str, organisation: str, links: Links):
@@ -300,12 +300,18 @@ class LetterRenderer:
     def _notice(self, delivery: Delivery) -> dict[str, object]:
         context = self._notice_context(delivery)
         return context | {"headline": f"{context['policy_title']} has changed",
-                          "summary_text": html_to_text(str(context["summary"]))}
+                          "summary_text": _notice_of(delivery).summary_text or html_to_text(str(context["summary"]))}
 
     def _confirm(self, delivery: Delivery) -> dict[str, object]:
         """The personal link a reader asked for on a shared page (a Canvas post)."""
         return {"ack_url": self.links.ack(delivery.id, delivery.payload["ack_subject"]),
                 "what": delivery.payload["what"]}
+
+    def _review(self, delivery: Delivery) -> dict[str, object]:
+        """The admin's list of tips a policy version suspended or made sendable again."""
+        payload = delivery.payload
+        return {"tips": payload["tips"], "policy": payload["policy"], "version": payload["version"],
+                "headline": "Tips to review"}
 
     def _reminder(self, delivery: Delivery) -> dict[str, object]:
         return self._notice_context(delivery) | {"days_left": int(delivery.payload.get("days_left", 0))}

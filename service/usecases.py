@@ -10,7 +10,7 @@ renderer serves which channel and kind.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,7 +24,8 @@ from service.config import Settings
 from service.db import transaction
 from service.dispatch import Dispatcher, DispatchStats, EachRow, Route
 from service.models import utcnow
-from service.policy import SectionChange
+from service.inputs import read_text
+from service.policy import SectionChange, normalize_text, split_sections
 from service.rendering import DigestRenderer, LetterRenderer
 from service.weeks import calendar_for, week_key
 
@@ -35,6 +36,44 @@ def import_content(factory: sessionmaker[Session], paths: Sequence[Path]) -> lis
     """Load tip packs, all of them or none."""
     with transaction(factory) as session:
         return [content.import_pack(session, path) for path in paths]
+
+
+@dataclass(frozen=True)
+class PackCheck:
+    pack: str
+    policy: str
+    version: str
+    ok: int
+    held: list[tuple[str, str]]  # (tip, why)
+    suspended: list[tuple[str, str]]
+
+
+def check_content(paths: Sequence[Path], policy_files: Sequence[Path],
+                  factory: sessionmaker[Session] | None = None) -> list[PackCheck]:
+    """Check packs against each version in turn (the given texts, oldest first, else the stored
+    versions): InputErrors for a quote in no version or an unsupported ref; else what each holds."""
+    checks = []
+    for path in paths:
+        pack = content.load_pack(path)
+        if policy_files:
+            history = [(file.name, split_sections(normalize_text(read_text(file)))) for file in policy_files]
+        else:
+            with transaction(factory) as session:
+                history = content.history_of(content.get_policy(session, pack.slug))
+        for upto in range(1, len(history) + 1) if history else [0]:
+            verdicts = content.check_pack(pack, history[:upto], str(path))
+            held = [(key, v.reason) for key, v in verdicts.items() if v.state == "held"]
+            suspended = [(key, v.reason) for key, v in verdicts.items() if v.state == "suspended"]
+            label = history[upto - 1][0] if history else "(none stored)"
+            checks.append(PackCheck(str(path), pack.title, label, len(verdicts) - len(held) - len(suspended),
+                                    held, suspended))
+    return checks
+
+
+def tips_to_review(factory: sessionmaker[Session]) -> list[content.TipState]:
+    """Active tips that are not sent now (held or suspended), with the reason, as last judged."""
+    with transaction(factory) as session:
+        return content.tips_not_sent(session)
 
 
 def import_people(factory: sessionmaker[Session], path: Path, *, now: datetime | None = None, dry_run: bool = False,
@@ -132,19 +171,26 @@ class Published:
     due_on: date | None = None
     audience_size: int = 0
     queued: notices.NoticeQueued | None = None
+    review: list[content.TipState] = field(default_factory=list)  # tips held or suspended by this version
+    warnings: list[str] = field(default_factory=list)
 
 
 def publish_policy_version(
     factory: sessionmaker[Session], settings: Settings, path: Path, *, slug: str, label: str, now: datetime,
-    title: str | None = None, editorial: bool = False, audience: Sequence[str] = ("all",),
+    title: str | None = None, editorial: bool = False, material: bool = False, audience: Sequence[str] = ("all",),
     due_days: int | None = None, dry_run: bool = False,
 ) -> Published:
-    """Store a new version; a material change opens a notice, queued at once to its audience."""
+    """Store a new version; a material change opens a notice, queued at once to its audience.
+    Tips it holds or suspends are listed, and the admin address hears of them."""
     with transaction(factory, dry_run=dry_run) as session:
         result = content.import_version(
-            session, path, slug=slug, label=label, title=title, editorial=editorial, audience=list(audience),
-            due_days=due_days or settings.notice_due_days, timezone=settings.timezone, now=now)
-        published = Published(result.status, result.version.label, len(result.version.sections), result.changes)
+            session, path, slug=slug, label=label, title=title, editorial=editorial, material=material,
+            audience=list(audience), due_days=due_days or settings.notice_due_days, timezone=settings.timezone,
+            now=now)
+        published = Published(result.status, result.version.label, len(result.version.sections), result.changes,
+                              review=result.review, warnings=result.warnings)
+        if not dry_run:
+            content.tell_admin(session, settings.admin_email, slug, result, now)
         if result.notice is not None:
             published.notice_id, published.due_on = result.notice.id, result.notice.due_on
             published.audience_size = len(notices.audience_of(session, result.notice))

@@ -1,13 +1,16 @@
 """Content: tip packs (:mod:`.pack`) and stored policy versions (:mod:`.versions`)."""
 
 from service.content.pack import (
-    MAX_TIP_WORDS, ContentResult, Pack, TipSpec, import_pack, load_pack, parse_pack, word_count,
+    MAX_TIP_WORDS, ContentResult, History, Pack, TipSpec, TipState, check_pack, history_of, import_pack, load_pack,
+    parse_pack, review_tips, tips_not_sent, word_count,
 )
 from service.content.versions import (
-    VersionResult, changed_section_tips, find_version, get_policy, import_version, previous_sections,
+    REVIEW, VersionResult, changed_section_tips, find_version, get_policy, import_version, previous_sections,
+    tell_admin,
 )
 
 __all__ = [
     "MAX_TIP_WORDS", "ContentResult", "Pack", "TipSpec", "VersionResult", "changed_section_tips", "find_version", "get_policy",
     "import_pack", "import_version", "load_pack", "parse_pack", "previous_sections", "word_count",
+    "History", "REVIEW", "TipState", "check_pack", "history_of", "review_tips", "tell_admin", "tips_not_sent",
 ]

@@ -1,4 +1,8 @@
-"""Tip packs: parse and validate a YAML pack, then store its tips (idempotent)."""
+"""Tip packs: parse and validate a YAML pack, then store its tips (idempotent).
+
+Every tip carries its evidence, ``source``: verbatim quotes of its section. A pack whose
+quote is in no version of its section, or whose ref the section does not name, is refused
+with the file and line; a tip whose section is not in the policy yet is stored and held."""
 
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ from sqlalchemy.orm import Session
 from service.errors import InputErrors
 from service.models import Policy, Tip
 from service.inputs import field_problem, read_text
+from service.policy import Section
+from service.policy.evidence import OK, Verdict, judge_tip
 
 MAX_TIP_WORDS = 60
 MAX_TITLE_CHARS = 120
 FIELD_LIMITS = {"section": 300, "title": 200, "body": 20_000}  # the columns (the body is Text)
-TIP_KEYS = {"id", "section", "title", "body", "audience", "refs"}
+TIP_KEYS = {"id", "section", "title", "body", "source", "audience", "refs"}
+MAX_QUOTE_CHARS = 1000
 TOP_KEYS = {"policy", "tips"}
 POLICY_KEYS = {"slug", "title"}
 QUIET_FIELDS = {"position", "source"}  # bookkeeping: a reorder or a moved file is not an edit
@@ -47,6 +54,8 @@ class TipSpec:
     body: str
     audience: list[str]
     refs: list[str]
+    quotes: list[str]
+    line: int  # where the tip starts in its pack file
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class ContentResult:
     unchanged: list[str] = field(default_factory=list)
     deactivated: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    review: list[TipState] = field(default_factory=list)  # tips held or suspended, or whose state changed
 
     def counts(self) -> dict[str, int]:
         return {k: len(getattr(self, k)) for k in ("created", "updated", "unchanged", "deactivated")}
@@ -72,14 +82,14 @@ def word_count(text: str) -> int:
     return len(re.findall(r"[\w’'-]+", text))
 
 
-def _string_list(value: Any, where: str, name: str, problems: list[str]) -> list[str]:
+def _string_list(value: Any, where: str, name: str, problems: list[str], limit: int = 100) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         problems.append(f"{where}: {name} must be a list of non-empty strings")
         return []
     for item in value:
-        if why := field_problem(f"{name} entry", item.strip(), 100):
+        if why := field_problem(f"{name} entry", item.strip(), limit):
             problems.append(f"{where}: {why}")
     return [v.strip() for v in value]
 
@@ -157,7 +167,13 @@ def parse_pack(text: str, source: str) -> Pack:
             problems.append(f"{where}: body has {words} words; a tip has at most {MAX_TIP_WORDS}")
         audience = [a.lower() for a in _string_list(raw.get("audience", ["all"]), where, "audience", problems)]
         refs = _string_list(raw.get("refs", []), where, "refs", problems)
-        tips.append(TipSpec(key, values["section"], values["title"], values["body"], audience or ["all"], refs))
+        if "source" not in raw:
+            problems.append(f"{where}: source is required: the verbatim sentence(s) of the section it restates")
+            quotes = []
+        else:
+            quotes = _string_list(raw.get("source"), where, "source", problems, MAX_QUOTE_CHARS)
+        tips.append(TipSpec(key, values["section"], values["title"], values["body"], audience or ["all"], refs,
+                            quotes, line))
     if problems:
         raise InputErrors(source, problems)
     return Pack(slug, title, tips)
@@ -167,10 +183,32 @@ def load_pack(path: Path) -> Pack:
     return parse_pack(read_text(path), str(path))
 
 
+History = list[tuple[str, list[Section]]]  # a policy's versions, oldest first: (label, sections)
+
+
+def check_pack(pack: Pack, history: History, source: str) -> dict[str, Verdict]:
+    """Each tip's verdict against the versions; raise InputErrors (file and line) for a tip whose
+    quote is in no version of its section or whose ref its section does not name."""
+    verdicts = {spec.key: judge_tip(spec.section, spec.quotes, spec.refs, history) for spec in pack.tips}
+    problems = [f"line {spec.line}: tip {spec.key!r}: {verdicts[spec.key].reason}"
+                for spec in pack.tips if verdicts[spec.key].invented]
+    if problems:
+        raise InputErrors(source, problems)
+    return verdicts
+
+
+def history_of(policy: Policy | None) -> History:
+    if policy is None:
+        return []
+    return [(v.label, [Section(s.title, s.text) for s in v.sections]) for v in policy.versions]
+
+
 def import_pack(session: Session, path: Path) -> ContentResult:
-    """Upsert a pack's tips: new ones created, edited ones updated, removed ones deactivated."""
+    """Upsert a pack's tips: new ones created, edited ones updated, removed ones deactivated;
+    then each tip's state against the stored versions (held, suspended) is kept on it."""
     pack = load_pack(path)
     policy = session.scalar(select(Policy).where(Policy.slug == pack.slug))
+    check_pack(pack, history_of(policy), str(path))
     if policy is None:
         policy = Policy(slug=pack.slug, title=pack.title)
         session.add(policy)
@@ -181,16 +219,14 @@ def import_pack(session: Session, path: Path) -> ContentResult:
         raise InputErrors(str(path), [f"tip {k!r}: id already used by another policy" for k in foreign])
 
     result = ContentResult()
-    known_sections = _latest_section_titles(policy)
     for position, spec in enumerate(pack.tips):
-        if known_sections and spec.section.casefold() not in known_sections:
-            result.warnings.append(f"tip {spec.key!r}: section {spec.section!r} is not a heading of the policy text")
         desired = {
             "section": spec.section,
             "title": spec.title,
             "body": spec.body,
             "audience": spec.audience,
             "refs": spec.refs,
+            "quotes": spec.quotes,
             "position": position,
             "active": True,
             "source": str(path),
@@ -212,10 +248,36 @@ def import_pack(session: Session, path: Path) -> ContentResult:
             tip.active = False
     policy.title = pack.title
     session.flush()
+    result.review = review_tips(session, policy)
     return result
 
 
-def _latest_section_titles(policy: Policy) -> set[str]:
-    if not policy.versions:
-        return set()
-    return {s.title.casefold() for s in policy.versions[-1].sections}
+@dataclass(frozen=True)
+class TipState:
+    key: str
+    title: str
+    state: str
+    reason: str
+    was: str  # the state before this review
+
+
+def review_tips(session: Session, policy: Policy) -> list[TipState]:
+    """Judge every active tip of ``policy`` against its stored versions and keep the state on the
+    tip; returns every tip that is not ok, and every tip whose state changed."""
+    history = history_of(policy)
+    found = []
+    for tip in session.scalars(select(Tip).where(Tip.policy_id == policy.id, Tip.active.is_(True))
+                               .order_by(Tip.position)):
+        verdict = judge_tip(tip.section, tip.quotes or [], tip.refs or [], history)
+        was = tip.state
+        if (tip.state, tip.state_reason or "") != (verdict.state, verdict.reason):
+            tip.state, tip.state_reason = verdict.state, verdict.reason or None
+        if verdict.state != OK or was != verdict.state:
+            found.append(TipState(tip.key, tip.title, verdict.state, verdict.reason, was))
+    session.flush()
+    return found
+
+
+def tips_not_sent(session: Session) -> list[TipState]:
+    return [TipState(t.key, t.title, t.state, t.state_reason or "", t.state) for t in session.scalars(
+        select(Tip).where(Tip.active.is_(True), Tip.state != OK).order_by(Tip.policy_id, Tip.position))]

@@ -15,12 +15,19 @@ from sqlalchemy.orm import Session
 from service.errors import InputErrors, NudgeError
 from service.models import Notice, Policy, PolicySection, PolicyVersion, Tip, utcnow
 from service.inputs import field_problem, read_text
-from service.policy.diff import SectionChange, compare, is_material, summary_html
+from service.policy.diff import SectionChange, compare, is_material, summary_html, summary_text
+from service.policy.evidence import quote_in
 from service.policy.text import Section, normalize_text, sha256, split_sections
+from service.content.pack import TipState, review_tips
+from service.outbox import OutboxMessage, enqueue
 
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# a web page's furniture copied with the text: "0 Comments", "Share", "Print", "Posted in News"
+FURNITURE = re.compile(r"^\s*(\d+\s+comments?|comments?|share( this)?|print( this( page)?)?|tweet|like|email this"
+                       r"|leave a (comment|reply)|read more|posted (in|by|on) .*|tags?:.*|skip to (main )?content)\s*$",
+                       re.IGNORECASE)
 
 
 @dataclass
@@ -30,6 +37,14 @@ class VersionResult:
     changes: list[SectionChange] = field(default_factory=list)
     material: bool = False
     notice: Notice | None = None
+    review: list[TipState] = field(default_factory=list)  # tips held or suspended, or whose state changed
+    warnings: list[str] = field(default_factory=list)
+
+
+def furniture_lines(text: str) -> list[str]:
+    """Lines that look like a web page's furniture rather than policy text (a warning, not an error)."""
+    return [f"line {number}: {line.strip()!r} looks like page furniture, not policy text; remove it if so"
+            for number, line in enumerate(text.split("\n"), start=1) if FURNITURE.match(line)]
 
 
 def get_policy(session: Session, slug: str) -> Policy | None:
@@ -57,6 +72,7 @@ def import_version(
     label: str,
     title: str | None = None,
     editorial: bool = False,
+    material: bool = False,
     audience: list[str] | None = None,
     due_days: int = 14,
     timezone: str = "America/Chicago",
@@ -65,9 +81,10 @@ def import_version(
     """Store a new version of a policy unless its text equals the latest one.
 
     The new version is compared with the previous one section by section. A
-    change of words (not just spacing, punctuation or case) is material and
-    creates a policy-update notice for ``audience`` (all by default), due in
-    ``due_days``; ``editorial`` stores a real edit without one. Errors (empty or
+    change of words (not only function words, spacing, punctuation or case) is
+    material and creates a policy-update notice for ``audience`` (all by
+    default), due in ``due_days``; ``editorial`` and ``material`` override the
+    classification. Tips are judged against the new text (held, suspended). Errors (empty or
     undecodable file, unknown policy without a title, a label already used)
     raise InputErrors before anything is written. The caller commits.
     """
@@ -105,7 +122,7 @@ def import_version(
         return VersionResult("unchanged", latest)
     sections = split_sections(text)
     changes = compare(previous_sections(latest), sections) if latest else []
-    material = latest is not None and is_material(changes) and not editorial
+    material = latest is not None and (material or is_material(changes)) and not editorial
     version = PolicyVersion(
         policy=policy,
         label=label,
@@ -122,19 +139,22 @@ def import_version(
         )
     session.add(version)
     session.flush()
-    result = VersionResult("created", version, changes, material)
+    result = VersionResult("created", version, changes, material, review=review_tips(session, policy),
+                           warnings=furniture_lines(text))
     if material:
         moment = now or utcnow()
         due_on = moment.astimezone(ZoneInfo(timezone)).date() + timedelta(days=due_days)
         result.notice = Notice(policy_version_id=version.id, audience=audience or ["all"],
-                               summary=summary_html(changes), due_days=due_days, due_on=due_on, created_at=moment)
+                               summary=summary_html(changes), summary_text=summary_text(changes), due_days=due_days, due_on=due_on, created_at=moment)
         session.add(result.notice)
         session.flush()
     return result
 
 
 def changed_section_tips(session: Session, since: datetime) -> dict[int, datetime]:
-    """Tips of sections added or changed by material versions imported since ``since``: tip -> when.
+    """Tips about what material versions imported since ``since`` changed: tip -> when. A tip of an
+    added section; a tip of a changed section only if one of its quotes is new text (a tip quoting
+    untouched sentences of a changed section says nothing new).
 
     The digest puts them first for everyone who has not had them since the change.
     """
@@ -149,14 +169,36 @@ def changed_section_tips(session: Session, since: datetime) -> dict[int, datetim
                                                               PolicyVersion.sequence == version.sequence - 1))
         if previous is None:
             continue
-        changes = compare(previous_sections(previous), previous_sections(version))
-        touched = {c.title.casefold() for c in changes if c.status in ("added", "changed")}
+        changes = {c.title.casefold(): c for c in compare(previous_sections(previous), previous_sections(version))}
         for tip in session.scalars(select(Tip).where(Tip.policy_id == version.policy_id, Tip.active.is_(True))
                                    .order_by(Tip.position)):
-            if tip.section.casefold() in touched:
+            change = changes.get(tip.section.casefold())
+            if change is None or change.status not in ("added", "changed"):
+                continue
+            if change.status == "added" or any(not quote_in(q, change.old) for q in tip.quotes or []):
                 priority[tip.id] = version.imported_at
     return priority
 
 
 def previous_sections(version: PolicyVersion) -> list[Section]:
     return [Section(s.title, s.text) for s in version.sections]
+
+
+REVIEW = "review"  # the kind of the admin's email about tips a version held, suspended or released
+
+
+def tell_admin(session: Session, admin_email: str | None, slug: str, result: VersionResult, now: datetime) -> bool:
+    """Queue one email to the admin address listing the tips this version suspended or made
+    sendable again (at most one per version: the outbox key). Returns whether one was queued."""
+    changed = [t for t in result.review if t.state != t.was]
+    if not admin_email or result.status != "created" or not changed:
+        return False
+    tips = [{"key": t.key, "title": t.title, "state": t.state, "reason": t.reason, "was": t.was} for t in changed]
+    suspended = sum(t.state == "suspended" for t in changed)
+    subject = f"Tips to review after {result.version.policy.title} version {result.version.label}: " \
+              f"{suspended} suspended, {len(changed) - suspended} changed state"
+    return bool(enqueue(session, [OutboxMessage(REVIEW, f"{slug}:{result.version.label}", now,
+                                                recipient=f"admin:{admin_email}", subject=subject[:300],
+                                                payload={"to_email": admin_email, "tips": tips,
+                                                         "policy": result.version.policy.title,
+                                                         "version": result.version.label})]))

@@ -58,8 +58,10 @@ class Plan:
 
 
 def tip_catalogue(session: Session) -> dict[int, Tip]:
+    """The tips that may be sent: in the pack, and true to the current policy text (not held or
+    suspended: :func:`service.content.review_tips`)."""
     tips = session.scalars(
-        select(Tip).where(Tip.active.is_(True)).options(selectinload(Tip.policy))
+        select(Tip).where(Tip.active.is_(True), Tip.state == "ok").options(selectinload(Tip.policy))
     ).all()
     return {t.id: t for t in tips}
 

@@ -1,5 +1,7 @@
 """Comparing two versions of a policy (pure): section by section, word by word, and
-whether the change is material (words, not spacing, punctuation or case)."""
+whether the change is material, with the reason. A change of function words ("that",
+"the", "of"...), punctuation, letter case or spacing only is editorial: nobody must
+re-confirm it. Anything else is material."""
 
 from __future__ import annotations
 
@@ -12,12 +14,47 @@ from service.policy.text import Section
 
 
 TOKEN = re.compile(r"\s+|\w+(?:[’'-]\w+)*|[^\w\s]", re.UNICODE)  # words, punctuation and the spaces between
+WORD = re.compile(r"\w+(?:[’'-]\w+)*")
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# words whose addition or removal does not change what a reader must do; never "not", "no", "and",
+# "or", "must", "may" or any other word that can turn a rule around
+FUNCTION_WORDS = frozenset(
+    "a an the that this these those which who whom whose of to in on at by for from with as into onto upon "
+    "it its there then so very also just".split())
 
 
 def material_form(text: str) -> str:
     """What a reader must re-attest to: words only (no case, punctuation or spacing)."""
-    return " ".join(re.findall(r"\w+(?:[’'-]\w+)*", unicodedata.normalize("NFC", text).casefold()))
+    return " ".join(WORD.findall(unicodedata.normalize("NFC", text).casefold()))
+
+
+def classify(old: str, new: str) -> tuple[str, str]:
+    """("unchanged" | "editorial" | "changed", why) for two texts of a section."""
+    if old == new:
+        return "unchanged", "same text"
+    if old.split() == new.split():
+        return "editorial", "only spacing changed"
+    before, after = material_form(old).split(), material_form(new).split()
+    if before == after:
+        if [t.casefold() for t in old.split()] == [t.casefold() for t in new.split()]:
+            return "editorial", "only letter case changed"
+        if WORD.findall(old) == WORD.findall(new):
+            return "editorial", "only punctuation changed"
+        return "editorial", "only punctuation and letter case changed"
+    added, removed = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes():
+        removed += before[i1:i2] if op in ("delete", "replace") else []
+        added += after[j1:j2] if op in ("insert", "replace") else []
+    if all(word in FUNCTION_WORDS for word in added + removed):
+        return "editorial", "only function words changed: " + _words(added, removed)
+    return "changed", "words changed: " + _words(added, removed)
+
+
+def _words(added: list[str], removed: list[str], most: int = 8) -> str:
+    def shown(words: list[str]) -> str:
+        return " ".join(words[:most]) + (" …" if len(words) > most else "")
+    parts = ([f"added “{shown(added)}”"] if added else []) + ([f"removed “{shown(removed)}”"] if removed else [])
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -26,6 +63,7 @@ class SectionChange:
     title: str
     old: str = ""
     new: str = ""
+    reason: str = ""
 
     def word_diff(self) -> list[tuple[str, str]]:
         """(op, text) runs: "=" same, "+" inserted, "-" deleted, compared word by word."""
@@ -40,11 +78,6 @@ class SectionChange:
                 runs.append(("+", "".join(after[j1:j2])))
         return runs
 
-    def changed_sentences(self) -> list[str]:
-        """Sentences of the new text that say something the old text did not."""
-        old = {material_form(s) for s in SENTENCE_END.split(self.old)}
-        return [s for s in SENTENCE_END.split(self.new) if s.strip() and material_form(s) not in old]
-
 
 def compare(old: list[Section], new: list[Section]) -> list[SectionChange]:
     """Section by section, matched by title (case-insensitive), in the new version's order."""
@@ -53,14 +86,11 @@ def compare(old: list[Section], new: list[Section]) -> list[SectionChange]:
     for section in new:
         previous = before.pop(section.title.casefold(), None)
         if previous is None:
-            changes.append(SectionChange("added", section.title, "", section.text))
-        elif previous.text == section.text and previous.title == section.title:
-            changes.append(SectionChange("unchanged", section.title, previous.text, section.text))
-        elif material_form(previous.title + " " + previous.text) == material_form(section.title + " " + section.text):
-            changes.append(SectionChange("editorial", section.title, previous.text, section.text))
-        else:
-            changes.append(SectionChange("changed", section.title, previous.text, section.text))
-    changes += [SectionChange("removed", s.title, s.text, "") for s in before.values()]
+            changes.append(SectionChange("added", section.title, "", section.text, "a new section"))
+            continue
+        status, why = classify(f"{previous.title}\n{previous.text}", f"{section.title}\n{section.text}")
+        changes.append(SectionChange(status, section.title, previous.text, section.text, why))
+    changes += [SectionChange("removed", s.title, s.text, "", "the section was removed") for s in before.values()]
     return changes
 
 
@@ -68,28 +98,80 @@ def is_material(changes: list[SectionChange]) -> bool:
     return any(c.status in ("added", "removed", "changed") for c in changes)
 
 
-def _highlight(change: SectionChange) -> str:
-    """The changed sentences, each compared with its closest old sentence, new words marked."""
-    old_sentences = [x for x in SENTENCE_END.split(change.old) if x.strip()]
-    parts = []
-    for sentence in change.changed_sentences()[:3]:
-        closest = difflib.get_close_matches(sentence, old_sentences, n=1, cutoff=0.3)
-        runs = SectionChange("changed", change.title, closest[0] if closest else "", sentence).word_diff()
-        parts.append("".join(f"<mark>{escape(text)}</mark>" if op == "+" else escape(text)
-                             for op, text in runs if op != "-"))
-    return " ".join(parts)
+ADDED_WORDS = 80  # an added section is quoted whole up to this many words, else its beginning
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+def sentence_pairs(change: SectionChange) -> list[tuple[str | None, str | None]]:
+    """The sentences a material change touched, as (before, now): a rewritten sentence has both,
+    a removed one no "now", an added one no "before". Sentences whose words are the same are left out."""
+    old, new = sentences(change.old), sentences(change.new)
+    matcher = difflib.SequenceMatcher(a=[material_form(s) for s in old], b=[material_form(s) for s in new],
+                                      autojunk=False)
+    pairs: list[tuple[str | None, str | None]] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        before, after = old[i1:i2], new[j1:j2]
+        for k in range(max(len(before), len(after))):
+            pairs.append((before[k] if k < len(before) else None, after[k] if k < len(after) else None))
+    return pairs
+
+
+def _opening(text: str) -> tuple[str, bool]:
+    """An added section's text, or its first words when it is long (and whether it was cut)."""
+    words = text.split()
+    return (" ".join(words), False) if len(words) <= ADDED_WORDS else (" ".join(words[:ADDED_WORDS]) + " …", True)
 
 
 def summary_html(changes: list[SectionChange]) -> str:
-    """A short account of a material change, built from the diff (safe HTML)."""
-    items = []
+    """What a material change changed, section by section, from the diff (safe HTML): the
+    sentences before (struck through) and now (marked); an added section quoted."""
+    parts = []
     for change in changes:
         title = escape(change.title)
         if change.status == "added":
-            first = " ".join(SENTENCE_END.split(change.new)[:2])
-            items.append(f"<li><strong>New section: {title}.</strong> {escape(first)}</li>")
+            opening, cut = _opening(change.new)
+            more = " <em>(continues in the full guidelines)</em>" if cut else ""
+            parts.append(f"<p><strong>New section: {title}</strong></p><p>{escape(opening)}{more}</p>")
         elif change.status == "removed":
-            items.append(f"<li><strong>Removed section: {title}.</strong></li>")
+            parts.append(f"<p><strong>Removed section: {title}</strong></p>")
         elif change.status == "changed":
-            items.append(f"<li><strong>Changed: {title}.</strong> {_highlight(change)}</li>")
-    return f"<ul>{''.join(items)}</ul>"
+            rows = []
+            for before, now in sentence_pairs(change):
+                if before:
+                    rows.append(f"<li>Before: <del>{escape(before)}</del></li>")
+                rows.append(f"<li>Now: <ins>{escape(now)}</ins></li>" if now else "<li>Now: removed</li>")
+            parts.append(f"<p><strong>Changed: {title}</strong></p><ul>{''.join(rows)}</ul>")
+    edited = [c for c in changes if c.status == "editorial"]
+    if edited:
+        parts.append("<p><em>Edited without changing what it asks: "
+                     + escape("; ".join(f"{c.title} ({c.reason})" for c in edited)) + "</em></p>")
+    return "".join(parts)
+
+
+def summary_text(changes: list[SectionChange]) -> str:
+    """The same account as :func:`summary_html`, as plain text for an email's text part."""
+    blocks = []
+    for change in changes:
+        if change.status == "added":
+            opening, cut = _opening(change.new)
+            blocks.append(f"New section: {change.title}\n  {opening}" + ("\n  (continues in the full guidelines)"
+                                                                          if cut else ""))
+        elif change.status == "removed":
+            blocks.append(f"Removed section: {change.title}")
+        elif change.status == "changed":
+            lines = [f"Changed: {change.title}"]
+            for before, now in sentence_pairs(change):
+                if before:
+                    lines.append(f"  Before: {before}")
+                lines.append(f"  Now: {now}" if now else "  Now: removed")
+            blocks.append("\n".join(lines))
+    edited = [c for c in changes if c.status == "editorial"]
+    if edited:
+        blocks.append("Edited without changing what it asks: "
+                      + "; ".join(f"{c.title} ({c.reason})" for c in edited))
+    return "\n\n".join(blocks)
