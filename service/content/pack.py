@@ -82,14 +82,15 @@ def word_count(text: str) -> int:
     return len(re.findall(r"[\w’'-]+", text))
 
 
-def _string_list(value: Any, where: str, name: str, problems: list[str], limit: int = 100) -> list[str]:
+def _string_list(value: Any, where: str, name: str, problems: list[str], limit: int = 100,
+                 multiline: bool = False) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         problems.append(f"{where}: {name} must be a list of non-empty strings")
         return []
     for item in value:
-        if why := field_problem(f"{name} entry", item.strip(), limit):
+        if why := field_problem(f"{name} entry", item.strip(), limit, multiline=multiline):
             problems.append(f"{where}: {why}")
     return [v.strip() for v in value]
 
@@ -171,7 +172,7 @@ def parse_pack(text: str, source: str) -> Pack:
             problems.append(f"{where}: source is required: the verbatim sentence(s) of the section it restates")
             quotes = []
         else:
-            quotes = _string_list(raw.get("source"), where, "source", problems, MAX_QUOTE_CHARS)
+            quotes = _string_list(raw.get("source"), where, "source", problems, MAX_QUOTE_CHARS, multiline=True)
         tips.append(TipSpec(key, values["section"], values["title"], values["body"], audience or ["all"], refs,
                             quotes, line))
     if problems:
