@@ -90,13 +90,30 @@ def factory(clean_db: Engine):
 
 @pytest.fixture
 def loaded(factory) -> None:
-    """The default content pack and the 40-person sample roster, committed."""
-    from service.content import import_pack
+    """The default content pack, version 1 of its policy (tips are sent only against a text
+    that holds their quotes) and the 40-person sample roster, committed."""
+    load_policy(factory)
     from service.roster import import_roster
 
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
         import_roster(s, REPO / "content" / "sample_roster.csv")
+
+
+def load_policy(factory, version: str = "1") -> None:
+    with factory() as s, s.begin():
+        store_policy(s, version)
+
+
+def store_policy(session, version: str = "1") -> None:
+    """The shipped tip pack and a version of the seed policy, as `nudge policy import` and
+    `nudge content import` store them (tips are sent only against a text that holds their quotes)."""
+    from datetime import UTC, datetime
+
+    from service.content import import_pack, import_version
+
+    import_version(session, REPO / "content" / "policies" / f"social-media-v{version}.txt", slug="social-media",
+                   label=version, title="Social Media Best Practices", now=datetime(2026, 1, 5, tzinfo=UTC))
+    import_pack(session, REPO / "content" / "social_media.yaml")
 
 
 @pytest.fixture

@@ -246,6 +246,8 @@ def test_cli_digest_send_posts_to_canvas_once(cli_env, capsys, monkeypatch, doub
     monkeypatch.setenv("CANVAS_API_KEY", double.token)
     monkeypatch.setenv("NUDGE_CANVAS_COURSE_IDS", "101,102")
     for step in (("content", "import", str(REPO / "content" / "social_media.yaml")),
+                 ("policy", "import", str(REPO / "content" / "policies" / "social-media-v1.txt"),
+                  "--policy", "social-media", "--version", "1"),
                  ("roster", "import", str(REPO / "content" / "sample_roster.csv"))):
         assert run_cli(capsys, *step)[0] == 0
     code, out, err = run_cli(capsys, "digest", "send", "--week", WEEK)

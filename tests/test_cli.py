@@ -44,6 +44,8 @@ def test_python_dash_m_service_runs_the_cli() -> None:
 
 def test_digest_send_preview_and_dispatch(cli_env, capsys, monkeypatch) -> None:
     for step in (("content", "import", str(CONTENT / "social_media.yaml")),
+                 ("policy", "import", str(CONTENT / "policies" / "social-media-v1.txt"), "--policy", "social-media",
+                  "--version", "1"),
                  ("roster", "import", str(CONTENT / "sample_roster.csv"))):
         assert run_cli(capsys, *step)[0] == 0
     code, out, _ = run_cli(capsys, "digest", "send", "--week", "2026-W50", "--dry-run")
@@ -71,6 +73,8 @@ def test_digest_bad_arguments(cli_env, capsys) -> None:
 
 def test_winter_break_week_sends_nothing(cli_env, capsys) -> None:
     for step in (("content", "import", str(CONTENT / "social_media.yaml")),
+                 ("policy", "import", str(CONTENT / "policies" / "social-media-v1.txt"), "--policy", "social-media",
+                  "--version", "1"),
                  ("roster", "import", str(CONTENT / "sample_roster.csv"))):
         assert run_cli(capsys, *step)[0] == 0
     code, out, _ = run_cli(capsys, "digest", "send", "--week", "2026-W53")

@@ -7,13 +7,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from service.content import import_pack
 from service.weeks import Blackout, SchoolCalendar, calendar_for, load_calendar, send_moment
 from service.digests import compose, preview
 from service.errors import InputErrors
 from service.models import Delivery, DeliveryItem, Person
 from service.roster import import_roster
-from tests.conftest import REPO
+from tests.conftest import REPO, store_policy
 
 NO_BREAKS = SchoolCalendar()
 ROSTER = (
@@ -30,7 +29,7 @@ def small(factory, tmp_path: Path):
     path = tmp_path / "roster.csv"
     path.write_text(ROSTER, encoding="utf-8")
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
         import_roster(s, path)
     return factory
 

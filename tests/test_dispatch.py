@@ -10,13 +10,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from service.channels.sendgrid import SendGridChannel
-from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, Person, Tip
-from tests.conftest import REPO, add_people
+from tests.conftest import REPO, add_people, store_policy
 from tests.test_rendering import _Tags
 
 WEEK = "2026-W49"
@@ -25,7 +24,7 @@ NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 
 def prepare(factory, settings, people: int, role: str = "teacher", now: datetime = NOW) -> None:
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
     add_people(factory, people, role)
     with factory() as s, s.begin():
         compose(s, settings, now, SchoolCalendar(), week=WEEK)

@@ -9,7 +9,6 @@ import time_machine
 from sqlalchemy import select
 
 from service.channels.outbox import OutboxChannel
-from service.content import import_pack
 from service.weeks import Blackout, SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
@@ -24,7 +23,7 @@ from service.models import (
     PolicyVersion,
 )
 from service.roster import import_roster
-from tests.conftest import REPO
+from tests.conftest import REPO, store_policy
 from tests.helpers import run_cli
 from tests.readers import CHROME, PROXY, Doors
 
@@ -52,7 +51,7 @@ def staff(factory, settings, tmp_path: Path):
     path = tmp_path / "roster.csv"
     path.write_text(ROSTER, encoding="utf-8")
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
         import_roster(s, path, now=datetime(2026, 1, 5, tzinfo=UTC))
         s.execute(Person.__table__.update().where(Person.email == "gone@x.org").values(active=False))
     return settings.model_copy(update={"admin_email": "admin@x.org"})

@@ -12,13 +12,12 @@ from sqlalchemy import select
 
 from jobs import escalations, weekly_digest
 from service.channels.outbox import OutboxChannel
-from service.content import import_pack
 from service.usecases import dispatcher as make_dispatcher
 from service.models import Delivery, DeliveryItem
 from service.content import import_version
 from service.notices import queue_notice
 from service.roster import import_roster
-from tests.conftest import REPO
+from tests.conftest import REPO, store_policy
 
 CHICAGO = ZoneInfo("America/Chicago")
 START = date(2026, 9, 7)  # a Monday, weeks before any school break
@@ -55,7 +54,7 @@ def test_a_reminder_a_nudge_and_a_supervisor_email_in_one_pass(factory, settings
     roster = tmp_path / "roster.csv"
     roster.write_text(ROSTER, encoding="utf-8")
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
         import_roster(s, roster, now=datetime(2026, 1, 5, tzinfo=UTC))
         import_version(s, REPO / "content" / "policies" / "social-media-v1.txt", slug="social-media",
                        label="1", title="Social Media Best Practices", now=datetime(2026, 1, 5, tzinfo=UTC))

@@ -22,7 +22,10 @@ def roster(tmp_path: Path, *lines: str) -> Path:
 
 
 def load(capsys, path: Path) -> None:
-    for step in (("content", "import", str(REPO / "content" / "social_media.yaml")), ("roster", "import", str(path))):
+    for step in (("content", "import", str(REPO / "content" / "social_media.yaml")),
+                 ("policy", "import", str(REPO / "content" / "policies" / "social-media-v1.txt"),
+                  "--policy", "social-media", "--version", "1"),
+                 ("roster", "import", str(path))):
         code, _, err = run_cli(capsys, *step)
         assert code == 0, err
 

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from service.channels.outbox import OutboxChannel
-from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
@@ -20,7 +19,7 @@ from service.models import Delivery, Escalation, Person
 from service.reports import compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
 from service.roster import import_roster
 from service import usecases
-from tests.conftest import REPO
+from tests.conftest import REPO, store_policy
 from tests.helpers import run_cli
 from tests.readers import PROXY, Doors
 
@@ -53,7 +52,7 @@ def team(factory, settings, tmp_path: Path):
     path = tmp_path / "roster.csv"
     path.write_text(ROSTER)
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
         import_roster(s, path, now=datetime(2026, 1, 5, tzinfo=UTC))
     for week, monday in (("2026-W48", at(-7, 8)), (WEEK, at(0, 8))):
         with factory() as s, s.begin():

@@ -11,7 +11,7 @@ from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.models import EngagementEvent, Person, utcnow
-from tests.conftest import add_people
+from tests.conftest import add_people, store_policy
 
 
 @pytest.fixture
@@ -20,11 +20,10 @@ def delivered(factory, web_settings, sendgrid_double):
     settings = web_settings.model_copy(update={"email_backend": "sendgrid", "sendgrid_host": sendgrid_double.url,
                                                "sendgrid_api_key": web_settings.secret_key})
     sendgrid_double.api_key = web_settings.secret_key.get_secret_value()
-    from service.content import import_pack
     from tests.conftest import REPO
 
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
     add_people(factory, 10)
     an_hour_ago = utcnow() - timedelta(hours=1)
     with factory() as s, s.begin():

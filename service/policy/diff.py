@@ -122,9 +122,17 @@ def sentence_pairs(change: SectionChange) -> list[tuple[str | None, str | None]]
 
 
 def _opening(text: str) -> tuple[str, bool]:
-    """An added section's text, or its first words when it is long (and whether it was cut)."""
-    words = text.split()
-    return (" ".join(words), False) if len(words) <= ADDED_WORDS else (" ".join(words[:ADDED_WORDS]) + " …", True)
+    """An added section's text, or its whole sentences within the first ADDED_WORDS words when it
+    is longer (and whether it was cut)."""
+    whole = sentences(text)
+    kept: list[str] = []
+    for sentence in whole:
+        if len(" ".join(kept + [sentence]).split()) > ADDED_WORDS:
+            break
+        kept.append(sentence)
+    if not kept:  # one long sentence: its first words
+        return " ".join(text.split()[:ADDED_WORDS]) + " …", True
+    return " ".join(kept), len(kept) < len(whole)
 
 
 def summary_html(changes: list[SectionChange]) -> str:

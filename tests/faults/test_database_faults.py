@@ -8,14 +8,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from service.content import import_pack
 from service.db import make_engine, make_sessionmaker
 from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, utcnow
-from tests.conftest import REPO, add_people
+from tests.conftest import REPO, add_people, store_policy
 
 PEOPLE = 6000
 
@@ -46,7 +45,7 @@ def pg_only(database_url):
 
 def test_a_killed_connection_during_compose_leaves_no_half_written_rows(pg_only, factory, settings):
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
     add_people(factory, PEOPLE)
     engine = make_engine(pg_only, connect_args={"application_name": "nudge-compose"})
     victims = make_sessionmaker(engine)
@@ -76,7 +75,7 @@ def test_a_killed_connection_during_compose_leaves_no_half_written_rows(pg_only,
 def test_a_killed_connection_during_dispatch_recovers(pg_only, factory, sendgrid_settings, sendgrid_double):
     settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 250, "dispatch_lease_seconds": 1})
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
     add_people(factory, 3000)
     with factory() as s, s.begin():
         compose(s, settings, utcnow() - timedelta(minutes=1), SchoolCalendar(), week="2026-W50")

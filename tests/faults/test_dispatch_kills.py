@@ -16,13 +16,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, DeliveryItem, Notice, Person, Policy, PolicyVersion, utcnow
-from tests.conftest import REPO, add_people
+from tests.conftest import REPO, add_people, store_policy
 
 PEOPLE = 5000
 BATCH = 250
@@ -61,7 +60,7 @@ def queue_notices(factory, now) -> None:
 def test_kill_at_a_random_point_then_rerun(kind, seed, factory, sendgrid_settings, sendgrid_double, database_url):
     now = utcnow() - timedelta(minutes=5)
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
     add_people(factory, PEOPLE)
     if kind == "digest":
         with factory() as s, s.begin():

@@ -5,13 +5,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from service.content import import_pack
 from service.weeks import SchoolCalendar
 from service.digests import compose
 from service import usecases
 from service.doubles.sendgrid import Fault
 from service.models import Delivery, utcnow
-from tests.conftest import REPO, add_people
+from tests.conftest import REPO, add_people, store_policy
 from tests.test_canvas import NO_BREAKS, canvas_settings, double, make_dispatcher  # noqa: F401
 
 PEOPLE = 2000
@@ -21,7 +20,7 @@ def test_sendgrid_storm_everything_delivered_once_retries_bounded(factory, sendg
     settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 200, "dispatch_max_attempts": 8})
     now = utcnow() - timedelta(hours=1)
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
     add_people(factory, PEOPLE)
     with factory() as s, s.begin():
         compose(s, settings, now, SchoolCalendar(), week="2026-W50")
@@ -53,7 +52,7 @@ def test_sendgrid_storm_everything_delivered_once_retries_bounded(factory, sendg
 def test_permanent_400s_fail_with_their_reason_and_the_rest_go_out(factory, sendgrid_settings, sendgrid_double):
     settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 100})
     with factory() as s, s.begin():
-        import_pack(s, REPO / "content" / "social_media.yaml")
+        store_policy(s)
     add_people(factory, 300)
     with factory() as s, s.begin():
         compose(s, settings, utcnow() - timedelta(hours=1), SchoolCalendar(), week="2026-W50")
