@@ -224,3 +224,41 @@ def test_bad_cli_input(cli_env, capsys) -> None:
     assert code == 2
     with_versions = run_cli(capsys, "policy", "show", "social-media")
     assert with_versions[0] == 0 and "version 1 of 1" in with_versions[1]
+
+
+def test_the_acknowledge_page_shows_what_changed_and_links_to_the_policy(factory, with_v1, web_settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.engagement import Links, Signer
+    from service.web.app import create_app
+
+    with factory() as s, s.begin():
+        notice = import_version(s, V2, slug="social-media", label="2", now=NOW).notice
+        queue_notice(s, web_settings, notice, NOW)
+        delivery = s.scalar(select(Delivery.id).where(Delivery.kind == "notice"))
+        notice_id = notice.id
+    url = Links(web_settings.base_url, Signer(web_settings.secret_keys)).ack(delivery, f"notice:{notice_id}")
+    page = TestClient(create_app(web_settings, factory)).get(url.replace(web_settings.base_url, "")).text
+    assert "What changed" in page and "<del>Make it clear that you are speaking for yourself" in page
+    assert "and do not use a personal account to message students or families about school matters.</ins>" in page
+    assert 'href="/policies/social-media"' in page
+
+
+def test_page_furniture_is_flagged_and_the_text_still_stored(cli_env, capsys, tmp_path) -> None:
+    scraped = tmp_path / "v2-scraped.txt"
+    scraped.write_text(V2.read_text() + "\n0 Comments\nShare\n")
+    assert run_cli(capsys, "policy", "import", str(V1), "--policy", "social-media", "--version", "1",
+                   "--title", "Social Media Best Practices")[0] == 0
+    code, out, err = run_cli(capsys, "policy", "import", str(scraped), "--policy", "social-media", "--version", "2")
+    assert code == 0 and "stored version 2" in out
+    assert "line 35: '0 Comments' looks like page furniture, not policy text" in err
+    assert "line 36: 'Share' looks like page furniture" in err
+    that = tmp_path / "v3.txt"
+    that.write_text(scraped.read_text().replace("Be certain your", "Be certain that your"))
+    code, out, _ = run_cli(capsys, "policy", "import", str(that), "--policy", "social-media", "--version", "3")
+    assert code == 0 and "editorial change: stored, no notice" in out
+    assert "only function words changed: added “that”" in out
+    that.write_text(that.read_text().replace("respect the privacy of others", "respect privacy of others"))
+    code, out, _ = run_cli(capsys, "policy", "import", str(that), "--policy", "social-media", "--version", "4",
+                           "--material")
+    assert code == 0 and "material change: notice" in out  # --material overrides the classification

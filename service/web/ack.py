@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from service.engagement import ACK, ack_subject, record_ack, send_confirmation_link
 from service.inputs import normalize_email
 from service.models import Delivery, DeliveryItem, Notice, PolicyVersion, Tip
+from service.rendering import safe_summary
 from service.web.context import Web, current, page
 
 router = APIRouter()
@@ -39,7 +40,8 @@ def ack_context(web: Web, session: Session, token: str) -> tuple[Delivery, str, 
         notice = session.get(Notice, int(subject.split(":")[1]))
         version = session.get(PolicyVersion, notice.policy_version_id) if notice else None
         if version is not None:
-            what = {"notice": notice, "policy_title": version.policy.title, "version": version.label}
+            what = {"notice": notice, "policy_title": version.policy.title, "version": version.label,
+                    "summary": safe_summary(notice.summary), "policy_url": f"/policies/{version.policy.slug}"}
     return delivery, subject, what
 
 
