@@ -122,14 +122,23 @@ def render_tip_block(tip: Tip, base_url: str) -> TipBlock:
     section_link = mark(section_url(base_url, tip.policy.slug, tip.section))
     env = template_env()
     refs = [r for r in tip.refs if r != tip.section]
+    quote = _evidence(tip.quotes)
     html = env.get_template("email/_tip.html.j2").render(
-        tip=tip, refs=refs, body_html=Markup(body_html), section_link=section_link
+        tip=tip, refs=refs, body_html=Markup(body_html), section_link=section_link, quote=quote
     )
     text = env.get_template("email/_tip.txt.j2").render(
         tip=tip, refs=refs, body_text="\n".join("  " + line for line in body_text.splitlines()),
-        section_link=section_link,
+        section_link=section_link, quote=quote,
     )
     return TipBlock(css_inline.inline_fragment(html, email_css()), text, tuple(targets))
+
+
+def _evidence(quotes: list[str] | None, words: int = 30) -> str:
+    """The tip's first quote, its evidence, shortened to a glance (the section link has the rest)."""
+    if not quotes:
+        return ""
+    parts = quotes[0].split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
 
 DIGEST_PLACEHOLDERS = ("subject", "preheader", "week", "greeting_html", "greeting_text",

@@ -1,4 +1,7 @@
+import email
+import email.policy
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -126,6 +129,14 @@ def test_a_tip_of_a_section_only_version_2_has_is_held_under_1_and_sent_after_2(
     assert {(t.key, t.was, t.state) for t in published.review if t.was != t.state} == {
         ("ai-student-material", "held", "ok"), ("ai-images", "held", "ok"), ("speak-for-yourself", "ok", "suspended")}
     assert held <= sent_tips("2026-W46", datetime(2026, 11, 9, 15, tzinfo=UTC))  # the new section's tips lead
+    with factory() as s:  # each tip carries its evidence: its first quote, in the email
+        tips = {t.id: t for t in s.scalars(select(Tip))}
+        last = s.scalar(select(Delivery).where(Delivery.period_key == "2026-W46"))
+        quoted = [tips[item.tip_id].quotes[0] for item in last.items]
+    text = email.message_from_bytes((Path(settings.outbox_dir) / "digest" / f"{last.id:08d}.eml").read_bytes(),
+                                    policy=email.policy.default).get_body(("plain",)).get_content()
+    for quote in quoted:
+        assert f'The guidelines: "{" ".join(quote.split()[:30])}' in " ".join(text.split())
 
 
 def test_content_review_and_check_on_the_command_line(cli_env, capsys) -> None:
