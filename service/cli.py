@@ -181,10 +181,19 @@ def content_import(
 
 
 def _print_review(review: list[content.TipState]) -> None:
-    """Tips that are not sent (held, suspended) or whose state just changed, with the reason."""
+    """Tips that are not sent (held, suspended) or whose state just changed, with the reason;
+    many tips for one reason (a pack loaded before its policy text) on one line."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
     for tip in review:
-        change = f"{tip.was} -> {tip.state}" if tip.was != tip.state else tip.state
-        console.print(f"  tip {tip.key}: {change}" + (f" ({tip.reason})" if tip.reason else ""), markup=False)
+        groups.setdefault((tip.was, tip.state, tip.reason), []).append(tip.key)
+    for (was, state, reason), keys in groups.items():
+        change = f"{was} -> {state}" if was != state else state
+        why = f" ({reason})" if reason else ""
+        if len(keys) == 1:
+            console.print(f"  tip {keys[0]}: {change}{why}", markup=False)
+        else:
+            shown = ", ".join(keys[:4]) + (", …" if len(keys) > 4 else "")
+            console.print(f"  {len(keys)} tips: {change}{why}: {shown}", markup=False)
 
 
 @content_app.command("check")
