@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from service import usecases
 from service.models import Delivery, EngagementArchive, EngagementEvent, Person
-from service.paths import CONTENT_DIR
 from service.scheduler import Background, job_list
+from tests.conftest import load_policy
 from tests.readers import PROXY, Doors
 
 
@@ -43,7 +43,7 @@ def test_retention_prune_sums_old_events_by_month_and_a_rebuild_still_finds_old_
     the person's last engagement survives it (kept in the archive) and a rebuild changes nothing."""
     roster = tmp_path / "roster.csv"
     roster.write_text("email,name,role,department,supervisor_email,timezone,canvas_user_id\np@x.org,P,staff,,,,\n")
-    usecases.import_content(factory, [CONTENT_DIR / "social_media.yaml"])
+    load_policy(factory)
     usecases.import_people(factory, roster, now=datetime(2024, 1, 1, tzinfo=UTC))
     doors = Doors(settings, factory)
     digests = []
