@@ -124,10 +124,15 @@ def test_a_tip_of_a_section_only_version_2_has_is_held_under_1_and_sent_after_2(
         monday = datetime(2026, 9, 7, 13, tzinfo=UTC) + timedelta(weeks=week)
         shown |= sent_tips(f"2026-W{37 + week}", monday)
     assert not shown & held
-    published = usecases.publish_policy_version(factory, settings, V2, slug="social-media", label="2",
+    admin = settings.model_copy(update={"admin_email": "admin@x.org"})
+    published = usecases.publish_policy_version(factory, admin, V2, slug="social-media", label="2",
                                                 now=datetime(2026, 11, 9, 14, tzinfo=UTC))
     assert {(t.key, t.was, t.state) for t in published.review if t.was != t.state} == {
         ("ai-student-material", "held", "ok"), ("ai-images", "held", "ok"), ("speak-for-yourself", "ok", "suspended")}
+    with factory() as s:  # and the admin hears of it, once
+        [review] = s.scalars(select(Delivery).where(Delivery.kind == "review")).all()
+    assert review.recipient == "admin:admin@x.org"
+    assert review.subject == "Tips to review after Social Media Best Practices version 2: 1 suspended, 2 sendable again"
     assert held <= sent_tips("2026-W46", datetime(2026, 11, 9, 15, tzinfo=UTC))  # the new section's tips lead
     with factory() as s:  # each tip carries its evidence: its first quote, in the email
         tips = {t.id: t for t in s.scalars(select(Tip))}

@@ -189,14 +189,16 @@ REVIEW = "review"  # the kind of the admin's email about tips a version held, su
 
 def tell_admin(session: Session, admin_email: str | None, slug: str, result: VersionResult, now: datetime) -> bool:
     """Queue one email to the admin address listing the tips this version suspended or made
-    sendable again (at most one per version: the outbox key). Returns whether one was queued."""
+    sendable again (at most one per version: the outbox key; none for a first version, which
+    only releases the tips loaded before it). Returns whether one was queued."""
     changed = [t for t in result.review if t.state != t.was]
-    if not admin_email or result.status != "created" or not changed:
+    if not admin_email or result.status != "created" or result.version.sequence == 1 or not changed:
         return False
     tips = [{"key": t.key, "title": t.title, "state": t.state, "reason": t.reason, "was": t.was} for t in changed]
     suspended = sum(t.state == "suspended" for t in changed)
+    released = sum(t.state == "ok" for t in changed)
     subject = f"Tips to review after {result.version.policy.title} version {result.version.label}: " \
-              f"{suspended} suspended, {len(changed) - suspended} changed state"
+              f"{suspended} suspended, {released} sendable again"
     return bool(enqueue(session, [OutboxMessage(REVIEW, f"{slug}:{result.version.label}", now,
                                                 recipient=f"admin:{admin_email}", subject=subject[:300],
                                                 payload={"to_email": admin_email, "tips": tips,
