@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     timezone: str = "America/Chicago"
     admin_email: str | None = None
     from_email: str = "nudge@localhost"
+    from_name: str = "Policy Nudge"
+    reply_to: str | None = None  # where a reader's reply goes (a person), if not to the sender address
 
     organisation: str = "Staff Guidelines"
     calendar_file: str | None = None  # default: content/calendar.yaml of the project

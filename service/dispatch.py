@@ -14,7 +14,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -166,8 +166,10 @@ class Dispatcher:
                                               + [i for i, _ in batch.broken], self.worker, self.clock(),
                                               self.settings.dispatch_lease_seconds))
         outcomes = [(i, r) for i, r in batch.broken if i in sending]
+        now = self.clock()
         for name, channel in self.channels.items():
-            mine = [m for m in batch.messages if batch.channels_of[m.delivery_id] == name and m.delivery_id in sending]
+            mine = [replace(m, date=now) for m in batch.messages
+                    if batch.channels_of[m.delivery_id] == name and m.delivery_id in sending]
             if mine:
                 outcomes.extend(zip([m.delivery_id for m in mine], self._send_through(channel, mine), strict=True))
         return outcomes

@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from service.channels import InlineImage, Message, Skeleton
-from service.channels.mime import build_mime
+from service.channels.mime import Sender, build_mime
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.doubles.canvas import CanvasDouble
@@ -199,6 +199,7 @@ def run(
     dispatcher = usecases.dispatcher(factory, settings, clock=clock)
     http = httpx.Client(timeout=30)
     seen = 0
+    sent_on: list[datetime] = []  # when each email the double received was sent, by the simulated clock
 
     def dispatch_and_read() -> None:
         """Send what is due, then let each reader do what their persona does with what arrived."""
@@ -206,6 +207,7 @@ def run(
         dispatcher.drain()
         fresh = sendgrid.emails[seen:]
         seen = len(sendgrid.emails)
+        sent_on.extend(clock() for _ in fresh)
         if not fresh:
             return
         base = clock()
@@ -299,7 +301,7 @@ def run(
             result.rows.append(row)
             if on_week is not None:
                 on_week(row)
-        result.outbox_files = write_outbox(sendgrid.emails, outbox_dir, settings.from_email)
+        result.outbox_files = write_outbox(sendgrid.emails, sent_on, outbox_dir, Sender.from_settings(settings))
         result.seconds = time.perf_counter() - started
         if keep_serving is not None:
             keep_serving(result)
@@ -313,9 +315,10 @@ def run(
     return result
 
 
-def write_outbox(received: list[ReceivedEmail], outbox_dir: Path, from_email: str) -> int:
-    """Every email the SendGrid double accepted, as it was delivered, into outbox/<kind>/*.eml."""
-    for index, item in enumerate(received, start=1):
+def write_outbox(received: list[ReceivedEmail], dates: list[datetime], outbox_dir: Path, sender: Sender) -> int:
+    """Every email the SendGrid double accepted, as it was delivered (dated by the simulated clock),
+    into outbox/<kind>/*.eml."""
+    for index, (item, date) in enumerate(zip(received, dates, strict=True), start=1):
         kind = item.custom_args.get("kind", "email")
         folder = outbox_dir / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -324,8 +327,9 @@ def write_outbox(received: list[ReceivedEmail], outbox_dir: Path, from_email: st
             for a in item.attachments if a.get("disposition") == "inline"
         )
         message = Message(int(item.custom_args.get("delivery_id", index)), kind, item.to_email, item.to_name or "",
-                          Skeleton(subject=item.subject, html=item.html, text=item.text, inline_images=images))
-        (folder / f"{index:06d}.eml").write_bytes(bytes(build_mime(message, from_email)))
+                          Skeleton(subject=item.subject, html=item.html, text=item.text, inline_images=images),
+                          date=date)
+        (folder / f"{index:06d}.eml").write_bytes(bytes(build_mime(message, sender)))
     return len(received)
 
 

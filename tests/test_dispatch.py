@@ -173,6 +173,40 @@ def test_outbox_backend_writes_multipart_eml_files(factory, settings, tmp_path) 
     assert "@example.org" not in "".join(re.findall(r'(?:href|src)="([^"]+)"', html))
 
 
+def test_every_email_has_date_a_stable_message_id_list_id_and_auto_submitted(factory, settings, tmp_path) -> None:
+    settings = settings.model_copy(update={"from_email": "tips@school.example", "from_name": "Blake Staff Tips",
+                                           "reply_to": "hr@school.example", "organisation": "The Blake School"})
+    prepare(factory, settings, 1)
+    folder = tmp_path / "outbox" / "digest"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_text("not a folder")  # the first attempt cannot write: the row is retried
+    clock = Clock(NOW)
+    dispatcher = make_dispatcher(factory, settings, clock=clock)
+    dispatcher.drain()
+    assert statuses(factory) == {"pending": 1}
+    folder.unlink()
+    clock.now = NOW + timedelta(hours=1)
+    dispatcher.drain()
+    [path] = folder.glob("*.eml")
+    parsed = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    with factory() as s:
+        delivery = s.scalar(select(Delivery.id))
+    assert parsed["Date"].datetime == NOW + timedelta(hours=1)  # when it was really sent
+    assert parsed["Message-ID"] == f"<nudge.{delivery}.digest@school.example>"  # the same on any attempt
+    assert parsed["List-Id"] == "The Blake School <policy-nudge.school.example>"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert (parsed["From"], parsed["Reply-To"]) == ("Blake Staff Tips <tips@school.example>", "hr@school.example")
+
+
+def test_sendgrid_requests_say_what_the_email_is(factory, sendgrid_settings, sendgrid_double) -> None:
+    prepare(factory, sendgrid_settings, 1)
+    make_dispatcher(factory, sendgrid_settings.model_copy(update={"reply_to": "hr@x.org"}), clock=Clock(NOW)).drain()
+    [request] = sendgrid_double.requests
+    assert request["headers"] == {"List-Id": "Staff Guidelines <policy-nudge.localhost>",
+                                  "Auto-Submitted": "auto-generated"}
+    assert request["reply_to"] == {"email": "hr@x.org"} and request["from"]["name"] == "Policy Nudge"
+
+
 def test_unsafe_markup_in_a_tip_never_reaches_an_email(factory, settings, tmp_path) -> None:
     prepare(factory, settings, 1)
     with factory() as s, s.begin():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +59,7 @@ class Message:
     values: dict[str, str] = field(default_factory=dict)  # placeholder -> value
     custom_args: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # channel-specific (a Canvas course, sections...)
+    date: datetime | None = None  # when it is sent (the dispatcher's clock): the email's Date header
 
     def fill(self, text: str) -> str:
         if not self.values:

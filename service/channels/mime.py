@@ -1,19 +1,61 @@
-"""Builds the MIME email (multipart/alternative, with related inline images) for file and SMTP backends."""
+"""Builds the MIME email (multipart/alternative, with related inline images) for file and SMTP backends,
+with the headers every email carries: Date, a Message-ID that a retry repeats, List-Id and
+Auto-Submitted (mail clients and auto-responders then treat it as what it is), From and Reply-To."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 
 from service.channels.base import Message
+from service.config import Settings
+from service.models import utcnow
 
 
-def build_mime(message: Message, from_email: str) -> EmailMessage:
+@dataclass(frozen=True)
+class Sender:
+    """Who the emails are from, and how a list of them is named (settings)."""
+
+    email: str
+    name: str
+    reply_to: str | None
+    organisation: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sender:
+        return cls(settings.from_email, settings.from_name, settings.reply_to, settings.organisation)
+
+    @property
+    def domain(self) -> str:
+        return self.email.rsplit("@", 1)[-1] or "localhost"
+
+    def message_id(self, message: Message) -> str:
+        """The same for every attempt at one delivery, so a retried email is one email to the reader."""
+        return f"<nudge.{message.delivery_id}.{message.kind}@{self.domain}>"
+
+    @property
+    def list_id(self) -> str:
+        return f"{self.organisation} <policy-nudge.{self.domain}>"
+
+
+def headers(message: Message, sender: Sender) -> dict[str, str]:
+    """The headers beyond From/To/Subject, for any channel that writes its own."""
+    found = {"List-Id": sender.list_id, "Auto-Submitted": "auto-generated"}
+    if sender.reply_to:
+        found["Reply-To"] = sender.reply_to
+    return found
+
+
+def build_mime(message: Message, sender: Sender) -> EmailMessage:
     mime = EmailMessage()
-    mime["From"] = formataddr(("Policy Nudge", from_email))
+    mime["From"] = formataddr((sender.name, sender.email))
     mime["To"] = formataddr((message.to_name, message.to_email))
     mime["Subject"] = message.subject
-    mime["Message-ID"] = make_msgid(domain=from_email.rsplit("@", 1)[-1] or "localhost")
+    mime["Date"] = format_datetime(message.date or utcnow())
+    mime["Message-ID"] = sender.message_id(message)
+    for key, value in headers(message, sender).items():
+        mime[key] = value
     for key, value in message.custom_args.items():
         mime[f"X-Nudge-{key.replace('_', '-').title()}"] = value
     mime.set_content(message.text)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from service.channels.base import Message, Result, unsendable
-from service.channels.mime import build_mime
+from service.channels.mime import Sender, build_mime
 from service.config import Settings
 
 
@@ -15,7 +15,7 @@ class OutboxChannel:
 
     def __init__(self, settings: Settings):
         self.directory = Path(settings.outbox_dir)
-        self.from_email = settings.from_email
+        self.sender = Sender.from_settings(settings)
 
     def send(self, messages: list[Message]) -> list[Result]:
         results = []
@@ -33,7 +33,7 @@ class OutboxChannel:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{message.delivery_id:08d}.eml"
         tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(bytes(build_mime(message, self.from_email)))
+        tmp.write_bytes(bytes(build_mime(message, self.sender)))
         os.replace(tmp, folder / name)  # a reader never sees half a file
         return Result.sent(f"{message.kind}/{name}")
 

@@ -19,6 +19,7 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
 from service.channels.base import Message, Result, Skeleton, unsendable
+from service.channels.mime import Sender
 from service.config import ConfigError, Settings
 
 MAX_PERSONALIZATIONS = 1000
@@ -41,7 +42,7 @@ class SendGridChannel:
             api_key=settings.sendgrid_api_key.get_secret_value(), host=settings.sendgrid_host
         )
         self.client.client.timeout = TIMEOUT_SECONDS
-        self.from_email = settings.from_email
+        self.sender = Sender.from_settings(settings)
         self.requests_made = 0
 
     def send(self, messages: list[Message]) -> list[Result]:
@@ -95,12 +96,16 @@ class SendGridChannel:
         else:
             subject, text, html, images = skeleton.subject, skeleton.text, skeleton.html, skeleton.inline_images
         body: dict = {
-            "from": {"email": self.from_email, "name": "Policy Nudge"},
+            "from": {"email": self.sender.email, "name": self.sender.name},
             "subject": subject,
             "personalizations": personalizations,
+            # SendGrid writes Date and Message-ID itself; these say what the email is
+            "headers": {"List-Id": self.sender.list_id, "Auto-Submitted": "auto-generated"},
             "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
             "tracking_settings": TRACKING_OFF,
         }
+        if self.sender.reply_to:
+            body["reply_to"] = {"email": self.sender.reply_to}
         if images:
             body["attachments"] = [
                 {

@@ -6,7 +6,7 @@ import smtplib
 import socket
 
 from service.channels.base import Message, Result, unsendable
-from service.channels.mime import build_mime
+from service.channels.mime import Sender, build_mime
 from service.config import Settings
 
 TIMEOUT_SECONDS = 30
@@ -41,7 +41,7 @@ class SmtpChannel:
         results: list[Result] = []
         for index, message in enumerate(messages):
             try:
-                mime = build_mime(message, self.settings.from_email)
+                mime = build_mime(message, Sender.from_settings(self.settings))
                 mime.as_bytes()  # a header the email library refuses fails here, before any SMTP command
             except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
                 results.append(unsendable(message, exc))
