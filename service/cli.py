@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import os
 import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
-import time as time_module
 from collections import Counter
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
@@ -42,6 +42,9 @@ from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.errors import InputErrors, NudgeError
 from service.models import Person, utcnow
+from service.paths import CONTENT_DIR
+
+BUILTIN_PACK = CONTENT_DIR / "social_media.yaml"
 
 console = Console(soft_wrap=True, markup=False)  # stored values and paths are never read as markup
 err_console = Console(stderr=True, soft_wrap=True, markup=False)
@@ -99,11 +102,64 @@ def _load(ctx: typer.Context) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context) -> None:
-    """Apply the Alembic migrations to NUDGE_DATABASE_URL."""
+def db_upgrade(
+    ctx: typer.Context,
+    no_content: Annotated[bool, typer.Option("--no-content", help="Do not load the built-in tips and policy.")] = False,
+) -> None:
+    """Apply the Alembic migrations to NUDGE_DATABASE_URL; a database with no policy yet gets the
+    built-in tip pack and version 1 of its policy (replace them with your own at any time)."""
     rt = runtime(ctx)
     migrate.upgrade(rt.engine)
     console.print(f"database at revision {migrate.current_revision(rt.engine)}")
+    if not no_content:
+        loaded = usecases.load_builtin_content(rt.sessions(), utcnow())
+        if loaded:
+            console.print(f"loaded the built-in tips ({loaded.tips}) and version 1 of {loaded.policy}; "
+                          "your own: nudge content import FILE, nudge policy import FILE", markup=False)
+
+
+INIT_TEMPLATE = """\
+# Policy Nudge settings, written by `nudge init` on {today}. The service reads this file from the
+# folder it runs in; a real environment variable wins over a line here. README: "Configuration".
+
+# Edit these two: where staff reach the service (every link in every email starts with it),
+# and the address the emails come from.
+NUDGE_BASE_URL={base_url}
+NUDGE_FROM_EMAIL={from_email}
+
+# Generated for you; keep them secret (this file is in .gitignore).
+NUDGE_SECRET_KEY={secret_key}
+NUDGE_ADMIN_TOKEN={admin_token}
+
+NUDGE_TIMEZONE={timezone}
+NUDGE_DATABASE_URL=sqlite:///nudge.db
+NUDGE_EMAIL_BACKEND=outbox
+NUDGE_OUTBOX_DIR=outbox
+# NUDGE_ADMIN_EMAIL=it@example.org
+# NUDGE_REPLY_TO=someone-who-reads-replies@example.org
+# NUDGE_ORGANISATION=The Blake School
+"""
+
+
+@app.command()
+def init(
+    base_url: Annotated[str, typer.Option("--base-url", help="Where staff reach the service.")] =
+        "https://nudge.example.org",
+    from_email: Annotated[str, typer.Option("--from-email", help="The sender address.")] = "staff-tips@example.org",
+    timezone: Annotated[str, typer.Option("--timezone", help="The school's IANA timezone.")] = "America/Chicago",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing .env.")] = False,
+) -> None:
+    """Write a commented .env in this folder: a generated secret key and admin token, the base URL,
+    the sender and the timezone. Then edit its two marked lines and run `nudge db upgrade`."""
+    path = Path(".env")
+    if path.exists() and not force:
+        raise NudgeError(f"{path.resolve()} exists; keep it, or write a new one with --force")
+    path.write_text(INIT_TEMPLATE.format(
+        today=date.today().isoformat(), base_url=base_url, from_email=from_email, timezone=timezone,
+        secret_key=secrets.token_urlsafe(32), admin_token=secrets.token_urlsafe(32)), encoding="utf-8")
+    path.chmod(0o600)
+    console.print(f"wrote {path.resolve()}: edit NUDGE_BASE_URL and NUDGE_FROM_EMAIL, then run nudge db upgrade",
+                  markup=False)
 
 
 @app.command()
@@ -168,9 +224,11 @@ def roster_clear_undeliverable(
 @content_app.command("import")
 def content_import(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Tip pack YAML file(s).")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Tip pack YAML file(s); default: the built-in pack.")]
+    = None,
 ) -> None:
     """Load tip packs; re-importing changes nothing, edits update, removals deactivate."""
+    paths = paths or [BUILTIN_PACK]
     results = usecases.import_content(runtime(ctx).sessions(), paths)
     for path, result in zip(paths, results, strict=True):
         counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
@@ -569,21 +627,16 @@ def simulate(
         table.add_row(*row.cells())
         console.print(f"  {row.week} done", highlight=False)
 
-    def keep_serving(result: sim.Simulation) -> None:
-        console.print(f"dashboard: {result.base_url}/admin (token: {sim.DEMO_TOKEN}); Ctrl-C stops")
-        try:
-            while True:
-                time_module.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-
-    result = sim.run(weeks, people=people, seed=seed, outbox_dir=outbox_dir, port=8000 if serve else None,
-                     on_week=show_week, keep_serving=keep_serving if serve else None)
+    result = sim.run(weeks, people=people, seed=seed, outbox_dir=outbox_dir, public_port=8000 if serve else None,
+                     on_week=show_week)
     Console(width=max(console.width, 160)).print(table)  # twelve columns: never squeeze them
     console.print("personas: " + ", ".join(f"{n} {p}" for p, n in result.personas.items()))
     console.print(f"{result.outbox_files} emails written to {outbox_dir}/ (by kind); "
                   f"simulated in {result.seconds:.1f} s")
     console.print(f"the simulated database stays at {result.database_url} for a look inside", markup=False)
+    if serve:  # only now: every week played, every email sent
+        console.print(f"dashboard: {result.base_url}/admin (token: {sim.DEMO_TOKEN}); Ctrl-C stops", markup=False)
+        sim.serve(result, 8000)
 
 
 def _canvas_api(settings: Settings):

@@ -34,7 +34,9 @@ def _env(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NUDGE_", extra="ignore", populate_by_name=True)
+    # the environment wins over a `.env` file in the working folder (`nudge init` writes one)
+    model_config = SettingsConfigDict(env_prefix="NUDGE_", extra="ignore", populate_by_name=True,
+                                      env_file=".env", env_file_encoding="utf-8")
 
     database_url: str = "sqlite:///nudge.db"
     email_backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"

@@ -85,6 +85,16 @@ class Simulation:
     database_url: str = ""
     base_url: str = ""
     seconds: float = 0.0
+    settings: Settings | None = None  # the simulation's, to serve its database afterwards
+
+
+def serve(result: Simulation, port: int) -> None:
+    """The finished simulation's dashboard and links on 127.0.0.1:``port``, until Ctrl-C."""
+    import uvicorn
+
+    factory = make_sessionmaker(make_engine(result.database_url))
+    app = create_app(result.settings, factory)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, log_config=None)
 
 
 class Clock:
@@ -149,10 +159,12 @@ def run(
     people: int | None = None,
     seed: int = 7,
     outbox_dir: Path,
-    port: int | None = None,
+    public_port: int | None = None,
     on_week: Callable[[WeekRow], None] | None = None,
-    keep_serving: Callable[[Simulation], None] | None = None,
 ) -> Simulation:
+    """Play ``weeks`` school weeks. The web app runs on a free port for the simulated readers;
+    the emails' links name ``public_port`` (default: that same port), where :func:`serve` can
+    show the finished simulation afterwards."""
     started = time.perf_counter()
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="nudge-simulate-"))
@@ -162,8 +174,9 @@ def run(
     factory = make_sessionmaker(engine)
     zone = ZoneInfo("America/Chicago")
     clock = Clock(datetime.combine(START - timedelta(days=3), day_time(9), zone).astimezone(UTC))
-    port = port or free_port()
-    result = Simulation(database_url=url, base_url=f"http://127.0.0.1:{port}")
+    port = free_port()
+    web_url = f"http://127.0.0.1:{port}"
+    result = Simulation(database_url=url, base_url=f"http://127.0.0.1:{public_port or port}")
 
     roster = CONTENT_DIR / "sample_roster.csv"
     if people is not None and people != 40:
@@ -216,7 +229,7 @@ def run(
         events = sendgrid.events("delivered", delivered, at=base.timestamp() + 30)
         events += sendgrid.events("bounce", bounced, at=base.timestamp() + 30, type="bounce",
                                   reason="550 5.1.1 The email account does not exist")
-        sendgrid.post_events(f"{result.base_url}/webhooks/sendgrid", events, timestamp=int(base.timestamp()) + 60)
+        sendgrid.post_events(f"{web_url}/webhooks/sendgrid", events, timestamp=int(base.timestamp()) + 60)
         for received in delivered:
             read(received, base)
         clock.now = base
@@ -224,7 +237,7 @@ def run(
 
     def read(received: ReceivedEmail, base: datetime) -> None:
         kind = persona.get(email_to_id.get(received.to_email), "never")
-        html = received.html
+        html = received.html.replace(result.base_url, web_url)  # the links, to where the app runs now
         pixel = re.search(r'src="([^"]*/o/[^"]+\.gif)"', html)
         links = re.findall(r'href="([^"]*/c/[^"]+)"', html)
         ack = re.search(r'href="([^"]*/ack/[^"]+)"', html)
@@ -303,8 +316,7 @@ def run(
                 on_week(row)
         result.outbox_files = write_outbox(sendgrid.emails, sent_on, outbox_dir, Sender.from_settings(settings))
         result.seconds = time.perf_counter() - started
-        if keep_serving is not None:
-            keep_serving(result)
+        result.settings = settings
     finally:
         http.close()
         dispatcher.close()

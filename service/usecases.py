@@ -15,6 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import canvas, channels, content, digests, engagement, escalation, notices, outbox, reports, roster
@@ -23,8 +24,9 @@ from service.channels.canvas import api_from_settings
 from service.config import Settings
 from service.db import transaction
 from service.dispatch import Dispatcher, DispatchStats, EachRow, Route
-from service.models import utcnow
+from service.models import Policy, utcnow
 from service.inputs import read_text
+from service.paths import CONTENT_DIR
 from service.policy import SectionChange, normalize_text, split_sections
 from service.rendering import DigestRenderer, LetterRenderer
 from service.weeks import calendar_for, week_key
@@ -68,6 +70,27 @@ def check_content(paths: Sequence[Path], policy_files: Sequence[Path],
             checks.append(PackCheck(str(path), pack.title, label, len(verdicts) - len(held) - len(suspended),
                                     held, suspended))
     return checks
+
+
+@dataclass(frozen=True)
+class BuiltinContent:
+    tips: int
+    policy: str
+
+
+BUILTIN_POLICY = ("social-media", "Social Media Best Practices", "social-media-v1.txt")
+
+
+def load_builtin_content(factory: sessionmaker[Session], now: datetime) -> BuiltinContent | None:
+    """The shipped tip pack and version 1 of its policy, into a database that has no policy yet
+    (a first run); None when there is one already."""
+    with transaction(factory) as session:
+        if session.scalar(select(func.count()).select_from(Policy)):
+            return None
+        slug, title, text = BUILTIN_POLICY
+        content.import_version(session, CONTENT_DIR / "policies" / text, slug=slug, label="1", title=title, now=now)
+        result = content.import_pack(session, CONTENT_DIR / "social_media.yaml")
+    return BuiltinContent(len(result.created), title)
 
 
 def tips_to_review(factory: sessionmaker[Session]) -> list[content.TipState]:
