@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     tips_per_digest: int = Field(3, ge=1, le=10)
     digest_weekday: Literal[WEEKDAYS] = "monday"  # type: ignore[valid-type]
+    # the days reminders, nudges and escalations go out (outside the calendar's breaks)
+    school_days: Annotated[list[str], NoDecode] = ["monday", "tuesday", "wednesday", "thursday", "friday"]
     digest_time: time = time(7, 30)
 
     @field_validator("canvas_course_ids", mode="before")
@@ -177,6 +179,15 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_weekday(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("school_days", mode="before")
+    @classmethod
+    def _school_days(cls, value: object) -> object:
+        days = [d.strip().lower() for d in value.split(",") if d.strip()] if isinstance(value, str) else value
+        unknown = [d for d in days if d not in WEEKDAYS] if isinstance(days, list) else []
+        if unknown or not days:
+            raise ValueError(f"give weekdays like monday,tuesday (not {', '.join(map(str, unknown)) or 'nothing'})")
+        return days
 
     @model_validator(mode="after")
     def _deployment_secrets(self) -> Settings:

@@ -209,7 +209,7 @@ def publish_policy_version(
         result = content.import_version(
             session, path, slug=slug, label=label, title=title, editorial=editorial, material=material,
             audience=list(audience), due_days=due_days or settings.notice_due_days, timezone=settings.timezone,
-            now=now)
+            now=now, calendar=calendar_for(settings))
         published = Published(result.status, result.version.label, len(result.version.sections), result.changes,
                               review=result.review, warnings=result.warnings)
         if not dry_run:

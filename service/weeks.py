@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -78,13 +78,36 @@ class Blackout:
 @dataclass(frozen=True)
 class SchoolCalendar:
     blackouts: tuple[Blackout, ...] = ()
+    school_days: frozenset[int] = frozenset(range(5))  # weekday numbers, Monday 0
 
     def blackout_on(self, day: date) -> Blackout | None:
         return next((b for b in self.blackouts if b.start <= day <= b.end), None)
 
+    def is_school_day(self, day: date) -> bool:
+        return day.weekday() in self.school_days and self.blackout_on(day) is None
+
+    def next_school_day(self, day: date) -> date:
+        """``day`` if it is a school day, else the first one after it (a due date never lands on a
+        weekend or in a break)."""
+        for offset in range(400):
+            candidate = day + timedelta(days=offset)
+            if self.is_school_day(candidate):
+                return candidate
+        return day  # a calendar without school days: leave the date as it is
+
+    def days_off_after(self, day: date) -> int:
+        """The days off (not school days, not breaks: a break pauses the clock) between ``day``
+        and the next school day: what falls on them is done on ``day`` instead."""
+        count, current = 0, day + timedelta(days=1)
+        while not self.is_school_day(current) and current < day + timedelta(days=400):
+            count += self.blackout_on(current) is None
+            current += timedelta(days=1)
+        return count
+
 
 def calendar_for(settings: Settings) -> SchoolCalendar:
-    return load_calendar(Path(settings.calendar_file) if settings.calendar_file else CONTENT_DIR / "calendar.yaml")
+    calendar = load_calendar(Path(settings.calendar_file) if settings.calendar_file else CONTENT_DIR / "calendar.yaml")
+    return replace(calendar, school_days=frozenset(WEEKDAYS.index(d) for d in settings.school_days))
 
 
 def load_calendar(path: Path) -> SchoolCalendar:

@@ -1,7 +1,7 @@
 """End-to-end guard: `nudge simulate` for eight weeks, checked week by week against the rules.
 
 The simulation runs on its own SQLite database (printed at the end), so it runs once, in the
-SQLite pass of the suite. The rules: reminders 7, 2 and 0 days before a notice's due date;
+SQLite pass of the suite. The rules: reminders 7, 2 and 0 days before a notice's due date (on school days);
 a nudge on the day of the fourth digest without a human signal; the supervisor on the day of
 two more; summaries on Fridays; and the printed table says what the database holds.
 """
@@ -79,14 +79,18 @@ def test_the_printed_table_is_what_the_database_holds(simulation) -> None:
     assert all(row["digests"] > 0 and row["summaries"] > 0 for row in table.values())
 
 
-def test_reminders_come_7_2_and_0_days_before_the_due_date(simulation) -> None:
+def test_reminders_come_7_2_and_0_days_before_the_due_date_on_school_days(simulation) -> None:
+    """A due date is a school day; a reminder whose day is a weekend comes on the Friday before."""
     _, s = simulation
     due = dict(s.execute(select(Notice.id, Notice.due_on)).tuples().all())
+    assert all(day.weekday() < 5 for day in due.values())
     seen = set()
     for period, created in s.execute(select(Delivery.period_key, Delivery.created_at).where(Delivery.kind == "reminder")):
         _, notice, days = period.split(":")
         days = int(days.removeprefix("d"))
-        assert local_day(created) == due[int(notice)] - timedelta(days=days), period
+        meant = due[int(notice)] - timedelta(days=days)
+        school_day = meant - timedelta(days=meant.weekday() - 4) if meant.weekday() > 4 else meant
+        assert local_day(created) == school_day, period
         seen.add(days)
     assert seen == {7, 2, 0}
 

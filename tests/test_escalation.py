@@ -261,7 +261,8 @@ def test_a_notice_ladder_day_by_day(factory, staff) -> None:
         escalate(factory, staff, START + timedelta(days=day))
         days += [(day, *q) for q in queued(factory)[before:]]
     ann = [(d, kind) for d, kind, who, _ in days if who == "ann@x.org"]
-    assert ann == [(7, "reminder"), (12, "reminder"), (14, "reminder")]  # 7 and 2 days before, and on the day
+    # 7 and 2 days before, and on the day; day 12 is a Saturday: its reminder goes out on Friday, day 11
+    assert ann == [(7, "reminder"), (11, "reminder"), (14, "reminder")]
     bob = [(d, kind) for d, kind, who, _ in days if who == "bob@x.org"]
     assert bob == [(7, "reminder")]  # confirmed on day 10: nothing after
     supervisors = [(d, who) for d, kind, who, _ in days if kind == "escalation"]
@@ -304,7 +305,7 @@ def test_new_hires_are_left_alone_for_two_weeks(factory, staff, tmp_path) -> Non
         if result.reminders or result.escalated:
             activity.append((day, len(result.reminders), [r[2] for r in result.escalated]))
     # joined on day 5: nothing for the first fortnight; by then the notice is overdue (due day 14)
-    assert activity[0] == (19, 0, [1])
+    assert activity[0] == (21, 0, [1])  # day 19 is a Saturday: the first school day after, a Monday
 
 
 def test_the_clock_pauses_in_school_breaks(factory, staff) -> None:
@@ -314,7 +315,8 @@ def test_the_clock_pauses_in_school_breaks(factory, staff) -> None:
     during = escalate(factory, staff, START + timedelta(days=5), winter)
     assert during.paused and "Winter break" in during.paused
     reminder_days = [d for d in range(25) if escalate(factory, staff, START + timedelta(days=d), winter).reminders]
-    assert reminder_days == [14, 19, 21]  # 7, 12 and 14 school days, each 7 break days later
+    # 7, 12 and 14 school days, each 7 break days later; day 19 is a Saturday: its reminder comes on Friday
+    assert reminder_days == [14, 18, 21]
 
 
 def test_cli_escalate_with_time_travel(cli_env, capsys, factory, staff, monkeypatch) -> None:

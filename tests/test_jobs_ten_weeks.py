@@ -65,8 +65,11 @@ def test_ten_weeks_of_scheduled_jobs(factory, settings) -> None:
     mondays = [START + timedelta(weeks=w) for w in range(10)]
     assert [by_day[("digest", m)] for m in mondays] == [PEOPLE] * 10
     due = START + timedelta(days=15 + 14)
-    assert {day: by_day[("reminder", day)] for day in (due - timedelta(days=7), due - timedelta(days=2), due)} == \
-        {due - timedelta(days=7): PEOPLE, due - timedelta(days=2): PEOPLE, due: PEOPLE}
+    two_before = due - timedelta(days=2)  # a Sunday: that reminder goes out on the Friday before
+    friday = two_before - timedelta(days=two_before.weekday() - 4) if two_before.weekday() > 4 else two_before
+    assert {day: by_day[("reminder", day)] for day in (due - timedelta(days=7), friday, due)} == \
+        {due - timedelta(days=7): PEOPLE, friday: PEOPLE, due: PEOPLE}
+    assert not [day for (kind, day) in by_day if kind in ("reminder", "nudge", "escalation") and day.weekday() > 4]
     assert sum(n for (kind, _), n in by_day.items() if kind == "reminder") == 3 * PEOPLE
     assert by_day[("nudge", mondays[3])] == PEOPLE  # the 4th silent digest
     assert sum(n for (kind, _), n in by_day.items() if kind == "nudge") == PEOPLE  # once per silence

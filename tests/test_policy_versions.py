@@ -1,7 +1,7 @@
 """Policy versions: editorial vs material changes, the diff, update notices and re-acknowledgement."""
 
 import email
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email import policy as email_policy
 
 import pytest
@@ -262,3 +262,21 @@ def test_page_furniture_is_flagged_and_the_text_still_stored(cli_env, capsys, tm
     code, out, _ = run_cli(capsys, "policy", "import", str(that), "--policy", "social-media", "--version", "4",
                            "--material")
     assert code == 0 and "material change: notice" in out  # --material overrides the classification
+
+
+def test_a_due_date_on_a_weekend_or_in_a_break_moves_to_the_next_school_day(factory, loaded, settings) -> None:
+    from service import usecases
+
+    friday = datetime(2026, 12, 4, 15, tzinfo=UTC)
+    first = usecases.publish_policy_version(factory, settings, V2, slug="social-media", label="2", now=friday,
+                                            due_days=8)
+    assert first.due_on.isoformat() == "2026-12-14"  # Saturday the 12th -> Monday the 14th
+    text = V2.read_text() + "\nA closing paragraph about live streaming school events.\n"
+    path = V2.with_name("tmp-v3b.txt")
+    try:
+        path.write_text(text)
+        in_break = usecases.publish_policy_version(factory, settings, path, slug="social-media", label="3",
+                                                   now=friday, due_days=18)  # 22 December: the winter break
+    finally:
+        path.unlink()
+    assert in_break.due_on == date(2027, 1, 4)  # the first school day after content/calendar.yaml's break

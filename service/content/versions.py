@@ -17,6 +17,7 @@ from service.models import Notice, Policy, PolicySection, PolicyVersion, Tip, ut
 from service.inputs import field_problem, read_text
 from service.policy.diff import SectionChange, compare, is_material, summary_html, summary_text
 from service.policy.evidence import quote_in
+from service.weeks import SchoolCalendar
 from service.policy.text import Section, normalize_text, sha256, split_sections
 from service.content.pack import TipState, review_tips
 from service.outbox import OutboxMessage, enqueue
@@ -77,6 +78,7 @@ def import_version(
     due_days: int = 14,
     timezone: str = "America/Chicago",
     now: datetime | None = None,
+    calendar: SchoolCalendar | None = None,
 ) -> VersionResult:
     """Store a new version of a policy unless its text equals the latest one.
 
@@ -144,6 +146,8 @@ def import_version(
     if material:
         moment = now or utcnow()
         due_on = moment.astimezone(ZoneInfo(timezone)).date() + timedelta(days=due_days)
+        if calendar is not None:  # never due on a weekend or in a break: the next school day
+            due_on = calendar.next_school_day(due_on)
         result.notice = Notice(policy_version_id=version.id, audience=audience or ["all"],
                                summary=summary_html(changes), summary_text=summary_text(changes), due_days=due_days, due_on=due_on, created_at=moment)
         session.add(result.notice)

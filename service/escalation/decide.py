@@ -202,7 +202,9 @@ class _Pass:
                     self.climb(person, NOTICE_OVERDUE, subject)
                     continue
                 due_in = (notice.due_on - school_today).days
-                passed = [d for d in self.settings.reminder_days if due_in <= d]
+                # a reminder due on the days off before the next school day goes out today instead
+                days_off = self.calendar.days_off_after(self.today)
+                passed = [d for d in self.settings.reminder_days if due_in - days_off <= d]
                 if passed:  # only the latest reminder due; earlier ones missed are not sent late
                     days = min(passed)
                     if self.step(person, NOTICE_REMINDER, f"{subject}:d{days}", 0):
@@ -319,6 +321,10 @@ class _Pass:
         blackout = self.calendar.blackout_on(self.today)
         if blackout is not None:
             self.intents.result.paused = f"{self.today.isoformat()} is in {blackout.name}: the clock pauses"
+            return self.intents
+        if not self.calendar.is_school_day(self.today):
+            self.intents.result.paused = f"{self.today:%A} {self.today.isoformat()} is not a school day: " \
+                                         "nothing is sent until the next one"
             return self.intents
         self.notices()
         self.never_engaged()
