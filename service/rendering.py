@@ -338,12 +338,13 @@ class LetterRenderer:
         from service.charts import trend_png  # matplotlib loads in ~1 s: only when a summary is drawn
 
         payload = delivery.payload
-        trend = [dict(p, rate=p["engaged"] / p["reached"] if p["reached"] else None) for p in payload["trend"]]
+        trend = [dict(p, rate=p["engaged"] / p["reached"] if p["reached"] else None, label=p.get("label", p["week"]))
+                 for p in payload["trend"]]
         rates = [p["rate"] for p in trend]
         alt = "Engagement by week: " + ", ".join(
-            f"{p['week']} {'no digests' if p['rate'] is None else format(p['rate'], '.0%')}" for p in trend)
+            f"{p['label']} {'no digests' if p['rate'] is None else format(p['rate'], '.0%')}" for p in trend)
         cid = f"trend-{delivery.id}@policy-nudge"
-        chart = InlineImage(cid, trend_png([p["week"] for p in trend], rates), "png", "engagement-trend.png")
+        chart = InlineImage(cid, trend_png([p["label"] for p in trend], rates), "png", "engagement-trend.png")
         rate = payload.get("rate")
         return {"rate": rate if isinstance(rate, dict) else {"reachable": 0}, "trend": trend,
                 "teams": payload.get("teams", []),

@@ -97,8 +97,8 @@ def test_statuses_and_rate_equal_a_hand_count(factory, settings, team) -> None:
     assert [p["name"] for p in payload["people"]] == ["Ann Clicks", "Bob Opens", "Cat Scanned", "Dan Silent",
                                                       "Eve Bounced"]
     # the digest's reachable readers: eve's address bounces now, so she is in no week's denominator
-    assert payload["trend"][-2:] == [{"week": "2026-W48", "engaged": 1, "reached": 4},
-                                     {"week": WEEK, "engaged": 1, "reached": 4}]
+    assert payload["trend"] == [{"week": "2026-W48", "label": "Nov 23", "engaged": 1, "reached": 4},
+                                {"week": WEEK, "label": "Nov 30", "engaged": 1, "reached": 4}]  # from the first digest
 
 
 def test_a_manager_of_managers_gets_a_roll_up(factory, team) -> None:
@@ -106,7 +106,10 @@ def test_a_manager_of_managers_gets_a_roll_up(factory, team) -> None:
         payload = summary_payload(s, s.get(Person, team["head@x.org"]), WEEK, CHICAGO, MONDAY, new_hire_days=14)
     assert payload["rollup"] is True
     assert [(t["name"], t["size"], t["rate"]["text"]) for t in payload["teams"]] == [
+        ("Your direct reports", 2, "0% (0 of 2 reachable)"),  # div and ops themselves
         ("Dev Division", 5, "25% (1 of 4 reachable)"), ("Ops Lead", 1, "100% (1 of 1 reachable)")]
+    assert {p["name"]: p["why"] for p in payload["people"]}["Cat Scanned"] == \
+        "no engagement for 2 weeks (machine signals only)"
     assert sorted(p["name"] for p in payload["people"]) == ["Cat Scanned", "Dan Silent", "Dev Division",
                                                             "Eve Bounced", "Ops Lead"]
     assert payload["rate"]["text"] == "29% (2 of 7 reachable)"  # ann and sam of the 7 reachable below head
@@ -142,7 +145,7 @@ def test_summaries_once_a_week_only_with_something_to_report(factory, settings, 
         images = [part for part in message.walk() if part.get_content_type() == "image/png"]
         assert len(images) == 1 and images[0]["Content-ID"].startswith("<trend-")
         assert images[0].get_content()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert "Engagement by week:" in message.get_body(("plain",)).get_content()  # text fallback
+        assert "Engagement by week (the week's Monday):\n  Nov 23:" in message.get_body(("plain",)).get_content()
 
 
 def test_cli_reports(cli_env, capsys, factory, team) -> None:

@@ -3,7 +3,7 @@
 
 from service.reports.figures import (
     ATTENTION, DELIVERY_PROBLEM, STATUS_ORDER, NoticeProgress, PersonEngagement, Status, TrendPoint, engagement,
-    last_weeks, notice_progress, rate, status_summary, subtree, subtree_select, week_bounds, weekly_trend,
+    last_weeks, notice_progress, rate, since_first_digest, status_summary, subtree, subtree_select, week_bounds, weekly_trend,
 )
 from service.reports.summaries import SummaryResult, compose_summaries, summary_payload
 from service.reports.exports import (
@@ -14,6 +14,6 @@ __all__ = [
     "ATTENTION", "DELIVERY_COLUMNS", "DELIVERY_PROBLEM", "ENGAGEMENT_COLUMNS", "NoticeProgress",
     "PersonEngagement", "STATUS_ORDER", "Status", "SummaryResult", "TrendPoint", "compose_summaries",
     "csv_chunks", "delivery_rows", "engagement", "engagement_rows", "last_weeks", "notice_people",
-    "notice_progress", "rate", "status_summary", "subtree", "subtree_select", "summary_payload",
+    "notice_progress", "rate", "since_first_digest", "status_summary", "subtree", "subtree_select", "summary_payload",
     "week_bounds", "weekly_trend", "write_csv",
 ]

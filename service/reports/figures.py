@@ -136,6 +136,7 @@ class PersonEngagement:
     last_engaged: datetime | None  # ever (kept on the person)
     undeliverable: bool
     escalated: bool
+    silent_digests: int  # digests since the last engagement
     reachable: bool  # active, deliverable, past the new-hire grace: in every rate's denominator
 
     @property
@@ -212,8 +213,8 @@ def engagement(
             func.coalesce(window.c.machine_signals, 0),
             func.coalesce(window.c.clicks, 0), func.coalesce(window.c.acks, 0),
             func.coalesce(window.c.canvas_reads, 0), window.c.last_human_signal, Person.last_engaged_at,
-            Person.undeliverable_since.is_not(None), escalated.c.person_id.is_not(None), Person.active,
-            Person.joined_at,
+            Person.undeliverable_since.is_not(None), escalated.c.person_id.is_not(None), Person.silent_digests,
+            Person.active, Person.joined_at,
         )
         .outerjoin(window, window.c.person_id == Person.id)
         .outerjoin(escalated, escalated.c.person_id == Person.id)
@@ -226,7 +227,7 @@ def engagement(
             else query.where(False)
     found = []
     for *fields, active, joined_at in session.execute(query):
-        undeliverable = fields[-2]
+        undeliverable = fields[-3]
         found.append(PersonEngagement(*fields, reachable=is_reachable(
             active=active, undeliverable=undeliverable, joined_at=joined_at, as_of=min(end, as_of or end),
             new_hire_days=new_hire_days)))
@@ -248,6 +249,18 @@ class TrendPoint:
     @property
     def rate(self) -> float | None:
         return self.engaged / self.reached if self.reached else None
+
+    @property
+    def label(self) -> str:
+        """The week's Monday, as a reader says it: "Jan 11"."""
+        monday = date.fromisocalendar(int(self.week[:4]), int(self.week[6:]), 1)
+        return f"{monday:%b} {monday.day}"
+
+
+def since_first_digest(points: list[TrendPoint]) -> list[TrendPoint]:
+    """The trend from the first week anyone got a digest; later weeks without one (breaks) stay, as gaps."""
+    first = next((i for i, p in enumerate(points) if p.reached), len(points))
+    return points[first:]
 
 
 def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids=None, *,
@@ -308,6 +321,22 @@ def last_weeks(week: str, count: int, zone: ZoneInfo) -> list[tuple[str, datetim
         key = week_key(monday - timedelta(weeks=back))
         out.append((key, *week_bounds(key, zone)))
     return out
+
+
+def overdue_notices(session: Session, person_ids, today: date) -> dict[int, list[tuple[str, date]]]:
+    """Per person: the notices they got, have not confirmed, and whose due date has passed."""
+    confirmed = select(Acknowledgement.id).where(Acknowledgement.person_id == Delivery.person_id,
+                                                 Acknowledgement.notice_id == Notice.id).exists()
+    found: dict[int, list[tuple[str, date]]] = {}
+    for person_id, title, due_on in session.execute(
+        select(Delivery.person_id, Policy.title, Notice.due_on).distinct()
+        .join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id).join(Notice, Notice.id == DeliveryItem.notice_id)
+        .join(PolicyVersion, PolicyVersion.id == Notice.policy_version_id).join(Policy)
+        .where(Delivery.kind == "notice", Delivery.person_id.in_(person_ids), Notice.due_on < today, ~confirmed)
+        .order_by(Notice.due_on)
+    ):
+        found.setdefault(person_id, []).append((title, due_on))
+    return found
 
 
 @dataclass(frozen=True)

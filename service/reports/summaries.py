@@ -16,7 +16,10 @@ from service.models import (
     Person,
 )
 from service.outbox import OutboxMessage, enqueue
-from service.reports.figures import ATTENTION, PersonEngagement, STATUS_ORDER, engagement, last_weeks, notice_progress, rate, subtree_select, week_bounds, weekly_trend
+from service.reports.figures import (
+    ATTENTION, STATUS_ORDER, PersonEngagement, engagement, last_weeks, notice_progress, overdue_notices, rate,
+    since_first_digest, subtree_select, week_bounds, weekly_trend,
+)
 
 
 @dataclass
@@ -28,9 +31,22 @@ class SummaryResult:
     recipients: list[str] = field(default_factory=list)
 
 
-def _display(row: PersonEngagement, zone: ZoneInfo) -> dict[str, object]:
-    return {"name": row.name, "email": row.email, "status": row.status,
+def _display(row: PersonEngagement, zone: ZoneInfo, overdue: dict[int, list[tuple[str, date]]]
+             ) -> dict[str, object]:
+    return {"name": row.name, "email": row.email, "status": row.status, "why": reason_in_words(row, overdue),
             "last_engaged": row.last_engaged.astimezone(zone).date().isoformat() if row.last_engaged else None}
+
+
+def reason_in_words(row: PersonEngagement, overdue: dict[int, list[tuple[str, date]]]) -> str:
+    """What a busy head needs to know about a person, in words."""
+    late = [f"overdue: {title} update, due {due:%b} {due.day}" for title, due in overdue.get(row.id, [])]
+    if late:
+        return "; ".join(late)
+    if row.status in ("engaged", "undeliverable", "new hire"):
+        return row.status
+    weeks = row.silent_digests
+    quiet = f"no engagement for {weeks} week{'s' if weeks != 1 else ''}" if weeks else "no engagement this week"
+    return quiet + ("" if row.status == "no signal" else f" ({row.status})")
 
 
 def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date, *,
@@ -44,14 +60,16 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
     direct = [r for r in rows if r.supervisor_id == supervisor.id]
     managers = {r.supervisor_id for r in rows if r.supervisor_id != supervisor.id}
     notices = notice_progress(session, scope, today)
-    trend = weekly_trend(session, last_weeks(week, 8, zone), scope, new_hire_days=new_hire_days)
-    if trend[-1].reached == 0 and not notices:
+    trend = since_first_digest(weekly_trend(session, last_weeks(week, 8, zone), scope,
+                                            new_hire_days=new_hire_days))
+    if (not trend or trend[-1].reached == 0) and not notices:
         return None  # no tips went out to this team this week and nothing is pending
     counted = rows if managers else direct
+    overdue = overdue_notices(session, scope, today)
     payload: dict[str, object] = {
         "week": week,
         "rate": rate(counted).as_payload(),
-        "trend": [{"week": p.week, "engaged": p.engaged, "reached": p.reached} for p in trend],
+        "trend": [{"week": p.week, "label": p.label, "engaged": p.engaged, "reached": p.reached} for p in trend],
         "notices": [{"policy": n.policy, "version": n.version, "due_on": n.due_on.isoformat(),
                      "acknowledged": n.acknowledged, "audience": n.audience} for n in notices],
         "counts": {status: sum(r.status == status for r in counted) for status in STATUS_ORDER},
@@ -75,13 +93,14 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
         for r in rows:
             if r.supervisor_id != supervisor.id and (head := team_head(r.id)) is not None:
                 members.setdefault(head, []).append(r)
-        teams = [{"name": head.name, "size": len(members[head.id]), "rate": rate(members[head.id]).as_payload()}
-                 for head in direct if head.id in members]
+        teams = [{"name": "Your direct reports", "size": len(direct), "rate": rate(direct).as_payload()}]
+        teams += [{"name": head.name, "size": len(members[head.id]), "rate": rate(members[head.id]).as_payload()}
+                  for head in direct if head.id in members]
         payload["teams"] = teams
-        payload["people"] = [_display(r, zone) for r in rows if r.status in ATTENTION]
+        payload["people"] = [_display(r, zone, overdue) for r in rows if r.status in ATTENTION]
         payload["rollup"] = True
     else:
-        payload["people"] = [_display(r, zone) for r in direct]
+        payload["people"] = [_display(r, zone, overdue) for r in direct]
         payload["rollup"] = False
     return payload
 

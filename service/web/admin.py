@@ -173,13 +173,13 @@ def overview(request: Request, web: Web = Depends(current)) -> Response:
             .where(Delivery.created_at >= start, Delivery.created_at < end)
             .group_by(Delivery.channel, Delivery.status).order_by(Delivery.channel, Delivery.status)
         ).all()
-        trend = reports.weekly_trend(session, reports.last_weeks(week, 8, web.zone), None,
-                                     new_hire_days=web.settings.new_hire_days)
+        trend = reports.since_first_digest(reports.weekly_trend(
+            session, reports.last_weeks(week, 8, web.zone), None, new_hire_days=web.settings.new_hire_days))
         notices = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date())
         rows = reports.engagement(session, start, end, new_hire_days=web.settings.new_hire_days)
     return page("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
                 undeliverable=undeliverable, by_status=by_status, notices=notices, rate=reports.rate(rows),
-                chart=trend_svg([p.week for p in trend], [p.rate for p in trend]), trend=trend)
+                chart=trend_svg([p.label for p in trend], [p.rate for p in trend]), trend=trend)
 
 
 @router.get("/teams", response_class=HTMLResponse)

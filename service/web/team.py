@@ -39,13 +39,13 @@ def team_view(token: str, web: Web = Depends(current)) -> Response:
         start, end = reports.week_bounds(week, zone)
         scope = reports.subtree_select(lead.id)
         rows = reports.engagement(session, start, end, scope, new_hire_days=web.settings.new_hire_days)
-        trend = reports.weekly_trend(session, reports.last_weeks(week, 8, zone), scope,
-                                     new_hire_days=web.settings.new_hire_days)
+        trend = reports.since_first_digest(reports.weekly_trend(
+            session, reports.last_weeks(week, 8, zone), scope, new_hire_days=web.settings.new_hire_days))
         notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
     rollup = any(r.supervisor_id != lead.id for r in rows)
     response = page("team_view", lead=lead, week=week, rate=reports.rate(rows), rollup=rollup, notices=notices,
                     rows=[r for r in rows if r.status in reports.ATTENTION] if rollup else rows, zone=zone,
-                    chart=trend_svg([p.week for p in trend], [p.rate for p in trend]))
+                    chart=trend_svg([p.label for p in trend], [p.rate for p in trend]))
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
