@@ -89,6 +89,11 @@ def test_dashboard_sign_in_overview_team_person_and_csv(browser, factory, settin
         page.screenshot(path=ARTIFACTS / "dashboard-person.png", full_page=True)
 
         page.get_by_role("link", name="Overview").click()
+        assert page.inner_text("#undeliverable") == "1"  # eve bounced; the overview links to who and what to do
+        page.get_by_role("link", name="undeliverable addresses").click()
+        assert page.locator("tr[data-undeliverable]").all_inner_texts() == ["eve@x.org\tbounce"]
+        assert "nudge roster clear-undeliverable" in page.inner_text("main")
+        page.get_by_role("link", name="Overview").click()
         with page.expect_download() as download:
             page.locator("#export-engagement").click()
         rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))

@@ -282,7 +282,8 @@ def deliveries(request: Request, web: Web = Depends(current)) -> Response:
         return stop
     with web.unit_of_work() as session:
         rows = list(reports.delivery_rows(session, problems_only=True, limit=500))
-    return page("admin_deliveries", rows=rows)
+        undeliverable = reports.status_summary(session).undeliverable
+    return page("admin_deliveries", rows=rows, undeliverable=undeliverable)
 
 
 @router.get("/export/{name}.csv")
