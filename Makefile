@@ -31,7 +31,13 @@ demo: install
 	$(BIN)/nudge simulate --weeks 6
 	@echo "open outbox/simulation/digest/*.eml, or run 'nudge simulate --weeks 6 --serve' for the dashboard"
 
-test: install
+# axe-core for the accessibility test, exactly as package-lock.json pins it (skipped without npm)
+AXE := node_modules/axe-core/axe.min.js
+$(AXE): package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --silent; \
+	else echo "npm not found: the accessibility test will be skipped"; fi
+
+test: install $(AXE)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
