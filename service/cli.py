@@ -406,7 +406,9 @@ def digest_send(
     verb = "would compose" if dry_run else "composed"
     console.print(f"{verb} {result.composed} digest(s) for channel email ({rt.settings.email_backend}); "
                   f"{result.already} already composed, {result.not_due} not due yet, "
-                  f"{skipped} in school breaks, {result.no_tips} with no tips for their role")
+                  f"{skipped} in school breaks, {result.no_tips} with no tips for their role"
+                  + (f", {result.on_leave} on leave" if result.on_leave else "")
+                  + (f", {result.canvas_only} reading tips in Canvas only" if result.canvas_only else ""))
     for name, count in result.blackout.items():
         console.print(f"  no digests for {count} people: {name}")
     if posts.skipped:

@@ -85,6 +85,10 @@ class Person(Base):
     deactivated_at: Mapped[datetime | None]
     undeliverable_since: Mapped[datetime | None]
     undeliverable_reason: Mapped[str | None] = mapped_column(String(200))
+    # preferences, set by the person through the signed link in every email's footer
+    digest_weekday: Mapped[str | None] = mapped_column(String(9))  # None: NUDGE_DIGEST_WEEKDAY
+    leave_until: Mapped[date | None] = mapped_column(Date)  # on leave through this day: no digest, no ladder
+    canvas_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # aggregates derived from the events (`nudge engagement rebuild` recomputes them), kept current by
     # every path that settles a signal or sends a digest, so the daily escalation pass reads one row
     # per person instead of scanning millions of events

@@ -142,7 +142,7 @@ def _evidence(quotes: list[str] | None, words: int = 30) -> str:
 
 
 DIGEST_PLACEHOLDERS = ("subject", "preheader", "week", "greeting_html", "greeting_text",
-                       "tips_html", "tips_text", "ack", "pixel")
+                       "tips_html", "tips_text", "ack", "pixel", "prefs")
 
 
 @lru_cache(maxsize=8)
@@ -205,6 +205,7 @@ class DigestRenderer:
             "tips_text": "".join(text_parts),
             "ack": self.links.ack(delivery_id),
             "pixel": self.links.pixel(delivery_id),
+            "prefs": self.links.preferences(delivery_id),
         }
         return Message(
             delivery_id=delivery_id,
@@ -264,6 +265,8 @@ class LetterRenderer:
             "first_name": name,
             "pixel": None,
             "css": Markup(email_css()),
+            # the reader's own preferences (digest day, leave, Canvas), in every email to a person
+            "prefs_url": self.links.preferences(delivery.id) if delivery.person_id else None,
         }
         return context | getattr(self, f"_{delivery.kind}")(delivery)
 
@@ -294,7 +297,8 @@ class LetterRenderer:
     def _notice_links(self, delivery: Delivery, notice: Notice) -> dict[str, str]:
         policy_page = f"{self.base_url}/policies/{notice.policy_version.policy.slug}"
         return {"ack_url": self.links.ack(delivery.id, f"notice:{notice.id}"),
-                "policy_link": self.links.click(delivery.id, policy_page), "pixel": self.links.pixel(delivery.id)}
+                "policy_link": self.links.click(delivery.id, policy_page), "pixel": self.links.pixel(delivery.id),
+                "prefs_url": self.links.preferences(delivery.id)}
 
     def _notice_context(self, delivery: Delivery) -> dict[str, object]:
         notice = _notice_of(delivery)

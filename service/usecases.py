@@ -24,7 +24,7 @@ from service.channels.canvas import api_from_settings
 from service.config import Settings
 from service.db import transaction
 from service.dispatch import Dispatcher, DispatchStats, EachRow, Route
-from service.models import Policy, utcnow
+from service.models import Person, Policy, utcnow
 from service.inputs import read_text
 from service.paths import CONTENT_DIR
 from service.policy import SectionChange, normalize_text, split_sections
@@ -97,6 +97,14 @@ def tips_to_review(factory: sessionmaker[Session]) -> list[content.TipState]:
     """Active tips that are not sent now (held or suspended), with the reason, as last judged."""
     with transaction(factory) as session:
         return content.tips_not_sent(session)
+
+
+def set_preferences(factory: sessionmaker[Session], person_id: int, *, digest_weekday: str,
+                    leave_until: date | None, canvas_only: bool) -> None:
+    """A person's own choices (from their preferences page)."""
+    with transaction(factory) as session:
+        person = session.get(Person, person_id)
+        person.digest_weekday, person.leave_until, person.canvas_only = digest_weekday, leave_until, canvas_only
 
 
 def import_people(factory: sessionmaker[Session], path: Path, *, now: datetime | None = None, dry_run: bool = False,

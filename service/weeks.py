@@ -58,13 +58,14 @@ def person_zone(person: HasTimezone, settings: Settings) -> ZoneInfo:
     return _zone(person.timezone or settings.timezone)
 
 
-def send_day(key: str, settings: Settings) -> date:
-    return parse_week(key) + timedelta(days=WEEKDAYS.index(settings.digest_weekday))
+def send_day(key: str, settings: Settings, weekday: str | None = None) -> date:
+    """The digest's day in a week: the person's chosen ``weekday``, else the setting."""
+    return parse_week(key) + timedelta(days=WEEKDAYS.index(weekday or settings.digest_weekday))
 
 
-def send_moment(key: str, zone: ZoneInfo, settings: Settings) -> datetime:
+def send_moment(key: str, zone: ZoneInfo, settings: Settings, weekday: str | None = None) -> datetime:
     """The UTC instant of the digest for a week in a timezone (wall-clock time, DST-aware)."""
-    local = datetime.combine(send_day(key, settings), settings.digest_time, tzinfo=zone)
+    local = datetime.combine(send_day(key, settings, weekday), settings.digest_time, tzinfo=zone)
     return local.astimezone(UTC)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -39,6 +39,8 @@ class ComposeResult:
     not_due: int = 0
     blackout: dict[str, int] = field(default_factory=dict)
     no_tips: int = 0
+    on_leave: int = 0
+    canvas_only: int = 0
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class StaffRow:
     id: int
     role: str
     timezone: str | None
+    digest_weekday: str | None  # the person's own digest day, if they chose one
+    leave_until: date | None
+    canvas_only: bool
 
 
 @dataclass(frozen=True)
@@ -150,15 +155,22 @@ def compose(
     """
     result = ComposeResult()
     people = [StaffRow(*row) for row in session.execute(
-        select(Person.id, Person.role, Person.timezone).where(Person.active.is_(True)).order_by(Person.id))]
+        select(Person.id, Person.role, Person.timezone, Person.digest_weekday, Person.leave_until, Person.canvas_only)
+        .where(Person.active.is_(True)).order_by(Person.id))]
     weeks: dict[int, str] = {}
     for person in people:
         zone = person_zone(person, settings)
         key = week or week_key(now.astimezone(zone).date())
-        if week is None and now < send_moment(key, zone, settings):
+        if week is None and now < send_moment(key, zone, settings, person.digest_weekday):
             result.not_due += 1
             continue
-        blackout = calendar.blackout_on(send_day(key, settings))
+        if person.leave_until is not None and send_day(key, settings, person.digest_weekday) <= person.leave_until:
+            result.on_leave += 1
+            continue
+        if person.canvas_only and settings.canvas_enabled:  # their tips come as Canvas announcements
+            result.canvas_only += 1
+            continue
+        blackout = calendar.blackout_on(send_day(key, settings, person.digest_weekday))
         if blackout is not None:
             result.blackout[blackout.name] = result.blackout.get(blackout.name, 0) + 1
             continue

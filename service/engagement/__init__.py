@@ -4,7 +4,7 @@ machine-or-human rules (:mod:`.rules`), recording signals (:mod:`.recording`), s
 (:mod:`.webhook`)."""
 
 from service.engagement.tokens import (
-    ACK, CLICK, OPEN, TEAM, Links, Signer, TokenData, hash_ip, make_links, signing_keys,
+    ACK, CLICK, OPEN, PREFS, TEAM, Links, Signer, TokenData, hash_ip, make_links, signing_keys,
 )
 from service.engagement.definition import ENGAGING_KINDS, SIGNAL_KINDS, Rate, is_engaged, is_reachable
 from service.engagement.rules import Rules, Verdict, classify
@@ -15,7 +15,7 @@ from service.engagement.recording import (
 )
 
 __all__ = [
-    "ACK", "AckResult", "CLICK", "CONFIRM", "ENGAGING_KINDS", "Links", "OPEN", "Rate", "Rules", "SIGNAL_KINDS",
+    "ACK", "AckResult", "CLICK", "CONFIRM", "ENGAGING_KINDS", "Links", "OPEN", "PREFS", "Rate", "Rules", "SIGNAL_KINDS",
     "Settled", "Signal", "Signer", "TEAM", "TokenData", "Verdict", "ack_subject", "classify", "engaging", "hash_ip",
     "human_open", "is_engaged", "is_reachable", "make_links", "note_digests_sent", "prune", "record_ack",
     "record_click", "refresh", "send_confirmation_link", "settle", "signing_keys", "snapshot",

@@ -4,7 +4,7 @@ Engaged = a settled human click, an acknowledgement, a Canvas read or a knowledg
 answer. An open is not engagement: a pixel proves an image was fetched, not that anyone
 read, so "opened" (a human open only) is shown beside it, never counted in it. Pure: the
 escalation rules read it too; the same rule in SQL is :func:`service.engagement.aggregates.engaging`. A rate's
-denominator is the reachable people: active, deliverable, past the new-hire grace.
+denominator is the reachable people: active, deliverable, not on leave, past the new-hire grace.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ def is_engaged(*, clicks: int, acks: int, canvas_reads: int, answers: int = 0) -
 
 
 def is_reachable(*, active: bool, undeliverable: bool, joined_at: datetime, as_of: datetime,
-                 new_hire_days: int) -> bool:
-    """Counted in a rate's denominator: someone the digests reach and the ladder may ask about."""
-    return active and not undeliverable and as_of - joined_at >= timedelta(days=new_hire_days)
+                 new_hire_days: int, on_leave: bool = False) -> bool:
+    """Counted in a rate's denominator: someone the digests reach and the ladder may ask about
+    (not on leave, not in the new-hire grace)."""
+    return active and not undeliverable and not on_leave and as_of - joined_at >= timedelta(days=new_hire_days)
 
 
 @dataclass(frozen=True)

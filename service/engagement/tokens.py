@@ -19,8 +19,8 @@ from service.config import Settings
 from service.models import AppSecret
 
 log = logging.getLogger(__name__)
-OPEN, CLICK, ACK, TEAM = "o", "c", "a", "t"  # TEAM: a supervisor's read-only team page
-KINDS = {OPEN, CLICK, ACK, TEAM}
+OPEN, CLICK, ACK, TEAM, PREFS = "o", "c", "a", "t", "p"  # TEAM: a supervisor's team page; PREFS: one's settings
+KINDS = {OPEN, CLICK, ACK, TEAM, PREFS}
 TAG_BYTES = 16  # 128-bit tag: ample against forgery, keeps URLs short
 GENERATED_KEY_NAME = "signing_key"
 
@@ -107,6 +107,10 @@ class Links:
 
     def ack(self, delivery_id: int, subject: str = "") -> str:
         return f"{self.base_url}/ack/{self.signer.sign(TokenData(ACK, delivery_id, subject))}"
+
+    def preferences(self, delivery_id: int) -> str:
+        """The reader's own preferences page, from any email they got (its person is the reader)."""
+        return f"{self.base_url}/prefs/{self.signer.sign(TokenData(PREFS, delivery_id))}"
 
     def team(self, summary_delivery_id: int) -> str:
         return f"{self.base_url}/team/{self.signer.sign(TokenData(TEAM, summary_delivery_id))}"

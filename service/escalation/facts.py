@@ -29,6 +29,7 @@ class StaffMember:
     last_engaged_at: datetime | None
     silent_digests: int
     silent_since: datetime | None
+    leave_until: date | None = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def load(session: Session, never_engaged_digests: int) -> State:
     people = {row.id: StaffMember(*row) for row in session.execute(select(
         Person.id, Person.email, Person.name, Person.supervisor_id, Person.active, Person.joined_at,
         Person.undeliverable_since, Person.undeliverable_reason, Person.last_engaged_at, Person.silent_digests,
-        Person.silent_since))}
+        Person.silent_since, Person.leave_until))}
     columns = (Escalation.person_id, Escalation.reason, Escalation.subject, Escalation.level, Escalation.opened_at,
                Escalation.notified_person_id, Escalation.notified_email, Escalation.notified_at,
                Escalation.resolved_at, Escalation.resolution)

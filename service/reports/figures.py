@@ -115,7 +115,7 @@ def status_summary(session: Session) -> Status:
 
 
 # a row's status; "engaged" rows are exactly the people a rate counts, the first two are outside it
-STATUS_ORDER = ("undeliverable", "new hire", "engaged", "escalated", "opened only", "machine signals only",
+STATUS_ORDER = ("undeliverable", "on leave", "new hire", "engaged", "escalated", "opened only", "machine signals only",
                 "no signal")
 
 
@@ -137,7 +137,8 @@ class PersonEngagement:
     undeliverable: bool
     escalated: bool
     silent_digests: int  # digests since the last engagement
-    reachable: bool  # active, deliverable, past the new-hire grace: in every rate's denominator
+    reachable: bool  # active, deliverable, not on leave, past the new-hire grace: every rate's denominator
+    on_leave: bool = False
 
     @property
     def engaged(self) -> bool:
@@ -147,6 +148,8 @@ class PersonEngagement:
     def status(self) -> str:
         if self.undeliverable:
             return "undeliverable"
+        if self.on_leave:
+            return "on leave"
         if not self.reachable:
             return "new hire"
         if self.engaged:
@@ -214,7 +217,7 @@ def engagement(
             func.coalesce(window.c.clicks, 0), func.coalesce(window.c.acks, 0),
             func.coalesce(window.c.canvas_reads, 0), window.c.last_human_signal, Person.last_engaged_at,
             Person.undeliverable_since.is_not(None), escalated.c.person_id.is_not(None), Person.silent_digests,
-            Person.active, Person.joined_at,
+            Person.active, Person.joined_at, Person.leave_until,
         )
         .outerjoin(window, window.c.person_id == Person.id)
         .outerjoin(escalated, escalated.c.person_id == Person.id)
@@ -226,11 +229,14 @@ def engagement(
         query = query.where(Person.id.in_(person_ids)) if not isinstance(person_ids, list) or person_ids \
             else query.where(False)
     found = []
-    for *fields, active, joined_at in session.execute(query):
+    moment = min(end, as_of or end)
+    leave_from = (as_of or start).date()  # on leave at some point in the window (or at ``as_of``)
+    for *fields, active, joined_at, leave_until in session.execute(query):
         undeliverable = fields[-3]
+        on_leave = leave_until is not None and leave_from <= leave_until
         found.append(PersonEngagement(*fields, reachable=is_reachable(
-            active=active, undeliverable=undeliverable, joined_at=joined_at, as_of=min(end, as_of or end),
-            new_hire_days=new_hire_days)))
+            active=active, undeliverable=undeliverable, joined_at=joined_at, as_of=moment,
+            new_hire_days=new_hire_days, on_leave=on_leave), on_leave=on_leave))
     return found
 
 

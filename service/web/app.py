@@ -24,7 +24,7 @@ from service.engagement import Rules, Signer, signing_keys
 from service.engagement.webhook import Verifier
 from service.models import utcnow
 from service.scheduler import Background
-from service.web import ack, admin, ops, policies, team, tracking, webhook
+from service.web import ack, admin, ops, policies, preferences, team, tracking, webhook
 from service.web.context import DeferredWrites, Web
 from service.web.headers import CrossOriginForms, SecurityHeaders
 from service.web.metrics import Metrics
@@ -44,7 +44,8 @@ class NudgeApp(FastAPI):
         await self.pixel(scope, receive, send)
 
 
-ROUTERS = (tracking.router, ack.router, webhook.router, policies.router, ops.router, admin.router, team.router)
+ROUTERS = (tracking.router, ack.router, webhook.router, policies.router, ops.router, admin.router, team.router,
+           preferences.router)
 
 
 def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
