@@ -109,6 +109,12 @@ def email_css() -> str:
     return (TEMPLATES_DIR / "email" / "_styles.css").read_text(encoding="utf-8")
 
 
+def plain_text(markdown: str, link=lambda text, url: f"{text} ({url})") -> str:
+    """A tip's Markdown as an email's text part reads it: links as "text (url)", no emphasis marks."""
+    text = _MD_LINK.sub(lambda m: link(m.group(1), m.group(2)), markdown.strip())
+    return _MD_EMPHASIS.sub(r"\2", text)
+
+
 def render_tip_block(tip: Tip, base_url: str) -> TipBlock:
     targets: list[str] = []
 
@@ -117,8 +123,7 @@ def render_tip_block(tip: Tip, base_url: str) -> TipBlock:
         return LINK_MARK.format(len(targets) - 1)
 
     body_html = _HREF.sub(lambda m: f'href="{mark(unescape(m.group(1)))}"', str(render_markdown(tip.body)))
-    body_text = _MD_LINK.sub(lambda m: f"{m.group(1)} ({mark(m.group(2))})", tip.body.strip())
-    body_text = _MD_EMPHASIS.sub(r"\2", body_text)
+    body_text = plain_text(tip.body, lambda text, url: f"{text} ({mark(url)})")
     section_link = mark(section_url(base_url, tip.policy.slug, tip.section))
     env = template_env()
     refs = [r for r in tip.refs if r != tip.section]
@@ -331,7 +336,7 @@ class LetterRenderer:
 
     def _nudge(self, delivery: Delivery) -> dict[str, object]:
         tips = [
-            {"title": t.title, "body_html": render_markdown(t.body), "body_text": " ".join(t.body.split()),
+            {"title": t.title, "body_html": render_markdown(t.body), "body_text": " ".join(plain_text(t.body).split()),
              "section": t.section, "refs": [r for r in t.refs if r != t.section]}
             for t in (item.tip for item in delivery.items) if t is not None
         ]

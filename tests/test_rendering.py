@@ -43,3 +43,10 @@ def test_no_tip_text_can_smuggle_active_content(parts: list[str]) -> None:
             assert name in {"href", "title", "rel"}
             if name == "href":
                 assert (value or "").startswith(("http://", "https://", "mailto:"))
+
+
+def test_text_parts_carry_no_markdown_artefacts() -> None:
+    from service.rendering import plain_text
+
+    assert plain_text("It protects **you** and [the section](https://x.org/p#a), _always_.") == \
+        "It protects you and the section (https://x.org/p#a), always."
