@@ -33,9 +33,9 @@ def settle(session: Session, rules: Rules, now: datetime) -> Settled:
     """Judge every message whose clicks have been quiet for the settling window; refresh its people."""
     e = EngagementEvent
     quiet_since = now - timedelta(seconds=rules.settle_seconds)
-    due = list(session.scalars(
+    due = list(session.scalars(  # in id order, so two settlers lock rows in the same order (no deadlock)
         select(e.delivery_id).where(e.settled.is_(False), e.delivery_id.is_not(None))
-        .group_by(e.delivery_id).having(func.max(e.at) <= quiet_since)))
+        .group_by(e.delivery_id).having(func.max(e.at) <= quiet_since).order_by(e.delivery_id)))
     result = Settled()
     for start in range(0, len(due), 2000):
         chunk = due[start:start + 2000]
@@ -52,7 +52,7 @@ def _settle_messages(session: Session, rules: Rules, deliveries: list[int], resu
     stored: dict[int, tuple[bool, str | None, bool, int | None]] = {}
     for row in session.execute(
         select(e.id, e.delivery_id, e.person_id, e.at, e.user_agent, e.is_machine, e.reason, e.settled, e.source)
-        .where(in_ids(session, e.delivery_id, deliveries), e.kind == "click")
+        .where(in_ids(session, e.delivery_id, deliveries), e.kind == "click").order_by(e.id)
     ):
         own = _request_verdict(row.is_machine, row.reason)
         clicks.setdefault(row.delivery_id, []).append(Click(row.id, row.at, row.user_agent, own))
@@ -72,6 +72,7 @@ def _settle_messages(session: Session, rules: Rules, deliveries: list[int], resu
                 result.clicks += 1
                 result.machine += verdict.is_machine
     if changes:
+        changes.sort(key=lambda change: change["cid"])
         table = e.__table__
         session.execute(update(table).where(table.c.id == bindparam("cid"))
                         .values(is_machine=bindparam("machine"), reason=bindparam("why"), settled=True), changes)
