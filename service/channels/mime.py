@@ -35,16 +35,9 @@ class Sender:
         return f"<nudge.{message.delivery_id}.{message.kind}@{self.domain}>"
 
     @property
-    def list_id(self) -> str:
-        return f"{self.organisation} <policy-nudge.{self.domain}>"
-
-
-def headers(message: Message, sender: Sender) -> dict[str, str]:
-    """The headers beyond From/To/Subject, for any channel that writes its own."""
-    found = {"List-Id": sender.list_id, "Auto-Submitted": "auto-generated"}
-    if sender.reply_to:
-        found["Reply-To"] = sender.reply_to
-    return found
+    def list_headers(self) -> dict[str, str]:
+        """What every email says it is, whichever channel carries it."""
+        return {"List-Id": f"{self.organisation} <policy-nudge.{self.domain}>", "Auto-Submitted": "auto-generated"}
 
 
 def build_mime(message: Message, sender: Sender) -> EmailMessage:
@@ -54,8 +47,10 @@ def build_mime(message: Message, sender: Sender) -> EmailMessage:
     mime["Subject"] = message.subject
     mime["Date"] = format_datetime(message.date or utcnow())
     mime["Message-ID"] = sender.message_id(message)
-    for key, value in headers(message, sender).items():
+    for key, value in sender.list_headers.items():
         mime[key] = value
+    if sender.reply_to:
+        mime["Reply-To"] = sender.reply_to
     for key, value in message.custom_args.items():
         mime[f"X-Nudge-{key.replace('_', '-').title()}"] = value
     mime.set_content(message.text)

@@ -100,7 +100,7 @@ class SendGridChannel:
             "subject": subject,
             "personalizations": personalizations,
             # SendGrid writes Date and Message-ID itself; these say what the email is
-            "headers": {"List-Id": self.sender.list_id, "Auto-Submitted": "auto-generated"},
+            "headers": self.sender.list_headers,
             "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
             "tracking_settings": TRACKING_OFF,
         }

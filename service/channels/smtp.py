@@ -17,6 +17,7 @@ class SmtpChannel:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.sender = Sender.from_settings(settings)
         self._conn: smtplib.SMTP | None = None
 
     def _connection(self) -> smtplib.SMTP:
@@ -41,7 +42,7 @@ class SmtpChannel:
         results: list[Result] = []
         for index, message in enumerate(messages):
             try:
-                mime = build_mime(message, Sender.from_settings(self.settings))
+                mime = build_mime(message, self.sender)
                 mime.as_bytes()  # a header the email library refuses fails here, before any SMTP command
             except Exception as exc:  # noqa: BLE001 - one bad message never stops the batch
                 results.append(unsendable(message, exc))
