@@ -42,9 +42,7 @@ from service.config import Settings, load_settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.errors import InputErrors, NudgeError
 from service.models import Person, utcnow
-from service.paths import CONTENT_DIR
 
-BUILTIN_PACK = CONTENT_DIR / "social_media.yaml"
 
 console = Console(soft_wrap=True, markup=False)  # stored values and paths are never read as markup
 err_console = Console(stderr=True, soft_wrap=True, markup=False)
@@ -228,7 +226,7 @@ def content_import(
     = None,
 ) -> None:
     """Load tip packs; re-importing changes nothing, edits update, removals deactivate."""
-    paths = paths or [BUILTIN_PACK]
+    paths = paths or [usecases.BUILTIN_PACK]
     results = usecases.import_content(runtime(ctx).sessions(), paths)
     for path, result in zip(paths, results, strict=True):
         counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())

@@ -330,7 +330,7 @@ def run(
 def write_outbox(received: list[ReceivedEmail], dates: list[datetime], outbox_dir: Path, sender: Sender) -> int:
     """Every email the SendGrid double accepted, as it was delivered (dated by the simulated clock),
     into outbox/<kind>/*.eml."""
-    for index, (item, date) in enumerate(zip(received, dates, strict=True), start=1):
+    for index, (item, sent_at) in enumerate(zip(received, dates, strict=True), start=1):
         kind = item.custom_args.get("kind", "email")
         folder = outbox_dir / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -340,7 +340,7 @@ def write_outbox(received: list[ReceivedEmail], dates: list[datetime], outbox_di
         )
         message = Message(int(item.custom_args.get("delivery_id", index)), kind, item.to_email, item.to_name or "",
                           Skeleton(subject=item.subject, html=item.html, text=item.text, inline_images=images),
-                          date=date)
+                          date=sent_at)
         (folder / f"{index:06d}.eml").write_bytes(bytes(build_mime(message, sender)))
     return len(received)
 

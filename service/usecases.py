@@ -55,10 +55,11 @@ def check_content(paths: Sequence[Path], policy_files: Sequence[Path],
     """Check packs against each version in turn (the given texts, oldest first, else the stored
     versions): InputErrors for a quote in no version or an unsupported ref; else what each holds."""
     checks = []
+    given = [(file.name, split_sections(normalize_text(read_text(file)))) for file in policy_files]
     for path in paths:
         pack = content.load_pack(path)
-        if policy_files:
-            history = [(file.name, split_sections(normalize_text(read_text(file)))) for file in policy_files]
+        if given:
+            history = given
         else:
             with transaction(factory) as session:
                 history = content.history_of(content.get_policy(session, pack.slug))
@@ -78,7 +79,8 @@ class BuiltinContent:
     policy: str
 
 
-BUILTIN_POLICY = ("social-media", "Social Media Best Practices", "social-media-v1.txt")
+BUILTIN_PACK = CONTENT_DIR / "social_media.yaml"
+BUILTIN_POLICY = ("social-media", "Social Media Best Practices", CONTENT_DIR / "policies" / "social-media-v1.txt")
 
 
 def load_builtin_content(factory: sessionmaker[Session], now: datetime) -> BuiltinContent | None:
@@ -88,8 +90,8 @@ def load_builtin_content(factory: sessionmaker[Session], now: datetime) -> Built
         if session.scalar(select(func.count()).select_from(Policy)):
             return None
         slug, title, text = BUILTIN_POLICY
-        content.import_version(session, CONTENT_DIR / "policies" / text, slug=slug, label="1", title=title, now=now)
-        result = content.import_pack(session, CONTENT_DIR / "social_media.yaml")
+        content.import_version(session, text, slug=slug, label="1", title=title, now=now)
+        result = content.import_pack(session, BUILTIN_PACK)
     return BuiltinContent(len(result.created), title)
 
 

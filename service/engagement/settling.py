@@ -51,7 +51,7 @@ def _settle_messages(session: Session, rules: Rules, deliveries: list[int], resu
     clicks: dict[int, list[Click]] = {}
     stored: dict[int, tuple[bool, str | None, bool, int | None]] = {}
     for row in session.execute(
-        select(e.id, e.delivery_id, e.person_id, e.at, e.user_agent, e.is_machine, e.reason, e.settled, e.source)
+        select(e.id, e.delivery_id, e.person_id, e.at, e.user_agent, e.is_machine, e.reason, e.settled)
         .where(in_ids(session, e.delivery_id, deliveries), e.kind == "click").order_by(e.id)
     ):
         own = _request_verdict(row.is_machine, row.reason)
