@@ -104,14 +104,17 @@ def status_summary(session: Session) -> Status:
             .order_by(EngagementEvent.kind, EngagementEvent.is_machine)
         ).tuples()
     )
-    undeliverable = list(
-        session.execute(
-            select(Person.email, Person.undeliverable_reason)
-            .where(Person.active.is_(True), Person.undeliverable_since.is_not(None))
-            .order_by(Person.email)
-        ).tuples()
-    )
-    return Status(people_by_role, teams, tips_by_section, policies, deliveries, engagement, undeliverable)
+    return Status(people_by_role, teams, tips_by_section, policies, deliveries, engagement,
+                  undeliverable_people(session))
+
+
+def undeliverable_people(session: Session) -> list[tuple[str, str | None]]:
+    """Active people whose address takes no email: (email, reason), by email."""
+    return list(session.execute(
+        select(Person.email, Person.undeliverable_reason)
+        .where(Person.active.is_(True), Person.undeliverable_since.is_not(None))
+        .order_by(Person.email)
+    ).tuples())
 
 
 # a row's status; "engaged" rows are exactly the people a rate counts, the first two are outside it

@@ -282,7 +282,7 @@ def deliveries(request: Request, web: Web = Depends(current)) -> Response:
         return stop
     with web.unit_of_work() as session:
         rows = list(reports.delivery_rows(session, problems_only=True, limit=500))
-        undeliverable = reports.status_summary(session).undeliverable
+        undeliverable = reports.undeliverable_people(session)
     return page("admin_deliveries", rows=rows, undeliverable=undeliverable)
 
 
