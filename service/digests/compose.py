@@ -22,7 +22,7 @@ from service.outbox import OutboxMessage, TipRef, enqueue
 from service.content import changed_section_tips
 from service.rendering import DigestRenderer
 from service.inputs import normalize_email
-from service.engagement import make_links
+from service.engagement import is_on_leave, make_links
 from service.digests.selection import rotation_order, select_tips
 from service.weeks import SchoolCalendar, calendar_for, person_zone, send_day, send_moment, week_key
 
@@ -164,7 +164,7 @@ def compose(
         if week is None and now < send_moment(key, zone, settings, person.digest_weekday):
             result.not_due += 1
             continue
-        if person.leave_until is not None and send_day(key, settings, person.digest_weekday) <= person.leave_until:
+        if is_on_leave(person.leave_until, send_day(key, settings, person.digest_weekday)):
             result.on_leave += 1
             continue
         if person.canvas_only and settings.canvas_enabled:  # their tips come as Canvas announcements

@@ -6,7 +6,9 @@ machine-or-human rules (:mod:`.rules`), recording signals (:mod:`.recording`), s
 from service.engagement.tokens import (
     ACK, CLICK, OPEN, PREFS, TEAM, Links, Signer, TokenData, hash_ip, make_links, signing_keys,
 )
-from service.engagement.definition import ENGAGING_KINDS, SIGNAL_KINDS, Rate, is_engaged, is_reachable
+from service.engagement.definition import (
+    ENGAGING_KINDS, SIGNAL_KINDS, Rate, is_engaged, is_on_leave, is_reachable,
+)
 from service.engagement.rules import Rules, Verdict, classify
 from service.engagement.aggregates import engaging, human_open, note_digests_sent, refresh, snapshot
 from service.engagement.settling import Settled, settle
@@ -17,6 +19,6 @@ from service.engagement.recording import (
 __all__ = [
     "ACK", "AckResult", "CLICK", "CONFIRM", "ENGAGING_KINDS", "Links", "OPEN", "PREFS", "Rate", "Rules", "SIGNAL_KINDS",
     "Settled", "Signal", "Signer", "TEAM", "TokenData", "Verdict", "ack_subject", "classify", "engaging", "hash_ip",
-    "human_open", "is_engaged", "is_reachable", "make_links", "note_digests_sent", "prune", "record_ack",
+    "human_open", "is_engaged", "is_on_leave", "is_reachable", "make_links", "note_digests_sent", "prune", "record_ack",
     "record_click", "refresh", "send_confirmation_link", "settle", "signing_keys", "snapshot",
 ]

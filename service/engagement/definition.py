@@ -10,7 +10,7 @@ denominator is the reachable people: active, deliverable, not on leave, past the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 ENGAGING_KINDS = ("click", "ack", "canvas_read", "answer")
 OPEN = "open"
@@ -21,6 +21,11 @@ def is_engaged(*, clicks: int, acks: int, canvas_reads: int, answers: int = 0) -
     """The rule over counts a report has summed (each count of settled human events only);
     :func:`service.engagement.aggregates.engaging` is the same rule in SQL."""
     return bool(clicks or acks or canvas_reads or answers)
+
+
+def is_on_leave(leave_until: date | None, day: date) -> bool:
+    """On leave on ``day``: through the last day the person gave on their preferences page."""
+    return leave_until is not None and day <= leave_until
 
 
 def is_reachable(*, active: bool, undeliverable: bool, joined_at: datetime, as_of: datetime,

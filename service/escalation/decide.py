@@ -33,7 +33,7 @@ from service.escalation.facts import (
     State,
     notice_in,
 )
-from service.engagement.definition import is_reachable
+from service.engagement.definition import is_on_leave, is_reachable
 from service.weeks import SchoolCalendar, week_key
 
 ADMIN_LEVEL = 3
@@ -121,10 +121,9 @@ class _Pass:
 
     def eligible(self, person: StaffMember) -> bool:
         """The ladder asks only about reachable people: the same denominator as every rate."""
-        on_leave = person.leave_until is not None and self.today <= person.leave_until
         return is_reachable(active=person.active, undeliverable=person.undeliverable_since is not None,
                             joined_at=person.joined_at, as_of=self.as_of, new_hire_days=self.settings.new_hire_days,
-                            on_leave=on_leave)
+                            on_leave=is_on_leave(person.leave_until, self.today))
 
     def chain_target(self, person: StaffMember, level: int) -> StaffMember | None:
         """The ``level``-th active supervisor above ``person`` (inactive ones are skipped)."""

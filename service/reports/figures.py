@@ -23,7 +23,7 @@ from service.models import (
     Tip,
     UTCDateTime,
 )
-from service.engagement import SIGNAL_KINDS, Rate, engaging, is_engaged, is_reachable
+from service.engagement import SIGNAL_KINDS, Rate, engaging, is_engaged, is_on_leave, is_reachable
 
 
 @dataclass
@@ -236,7 +236,7 @@ def engagement(
     leave_from = (as_of or start).date()  # on leave at some point in the window (or at ``as_of``)
     for *fields, active, joined_at, leave_until in session.execute(query):
         undeliverable = fields[-3]
-        on_leave = leave_until is not None and leave_from <= leave_until
+        on_leave = is_on_leave(leave_until, leave_from)
         found.append(PersonEngagement(*fields, reachable=is_reachable(
             active=active, undeliverable=undeliverable, joined_at=joined_at, as_of=moment,
             new_hire_days=new_hire_days, on_leave=on_leave), on_leave=on_leave))
