@@ -135,51 +135,71 @@ def _opening(text: str) -> tuple[str, bool]:
     return " ".join(kept), len(kept) < len(whole)
 
 
+@dataclass(frozen=True)
+class _Part:
+    """One section of a change's account, as :func:`summary_html` and :func:`summary_text` show it."""
+
+    status: str  # added, removed, changed
+    heading: str
+    opening: str = ""  # an added section: its text, or its first sentences
+    cut: bool = False
+    pairs: tuple[tuple[str | None, str | None], ...] = ()  # a changed section: (before, now) sentences
+
+
+def _account(changes: list[SectionChange]) -> tuple[list[_Part], str | None]:
+    """What a material change changed, section by section, and the one line naming editorial edits."""
+    headings = {"added": "New section", "removed": "Removed section", "changed": "Changed"}
+    parts = []
+    for change in changes:
+        if change.status not in headings:
+            continue
+        heading = f"{headings[change.status]}: {change.title}"
+        opening, cut = _opening(change.new) if change.status == "added" else ("", False)
+        pairs = tuple(sentence_pairs(change)) if change.status == "changed" else ()
+        parts.append(_Part(change.status, heading, opening, cut, pairs))
+    edited = [c for c in changes if c.status == "editorial"]
+    note = ("Edited without changing what it asks: " + "; ".join(f"{c.title} ({c.reason})" for c in edited)
+            if edited else None)
+    return parts, note
+
+
 def summary_html(changes: list[SectionChange]) -> str:
     """What a material change changed, section by section, from the diff (safe HTML): the
     sentences before (struck through) and now (marked); an added section quoted."""
-    parts = []
-    for change in changes:
-        title = escape(change.title)
-        if change.status == "added":
-            opening, cut = _opening(change.new)
-            more = " <em>(continues in the full guidelines)</em>" if cut else ""
-            parts.append(f"<p><strong>New section: {title}</strong></p><p>{escape(opening)}{more}</p>")
-        elif change.status == "removed":
-            parts.append(f"<p><strong>Removed section: {title}</strong></p>")
-        elif change.status == "changed":
+    parts, note = _account(changes)
+    html = []
+    for part in parts:
+        html.append(f"<p><strong>{escape(part.heading)}</strong></p>")
+        if part.status == "added":
+            more = " <em>(continues in the full guidelines)</em>" if part.cut else ""
+            html.append(f"<p>{escape(part.opening)}{more}</p>")
+        elif part.status == "changed":
             rows = []
-            for before, now in sentence_pairs(change):
+            for before, now in part.pairs:
                 if before:
                     rows.append(f"<li>Before: <del>{escape(before)}</del></li>")
                 rows.append(f"<li>Now: <ins>{escape(now)}</ins></li>" if now else "<li>Now: removed</li>")
-            parts.append(f"<p><strong>Changed: {title}</strong></p><ul>{''.join(rows)}</ul>")
-    edited = [c for c in changes if c.status == "editorial"]
-    if edited:
-        parts.append("<p><em>Edited without changing what it asks: "
-                     + escape("; ".join(f"{c.title} ({c.reason})" for c in edited)) + "</em></p>")
-    return "".join(parts)
+            html.append(f"<ul>{''.join(rows)}</ul>")
+    if note:
+        html.append(f"<p><em>{escape(note)}</em></p>")
+    return "".join(html)
 
 
 def summary_text(changes: list[SectionChange]) -> str:
     """The same account as :func:`summary_html`, as plain text for an email's text part."""
+    parts, note = _account(changes)
     blocks = []
-    for change in changes:
-        if change.status == "added":
-            opening, cut = _opening(change.new)
-            blocks.append(f"New section: {change.title}\n  {opening}" + ("\n  (continues in the full guidelines)"
-                                                                          if cut else ""))
-        elif change.status == "removed":
-            blocks.append(f"Removed section: {change.title}")
-        elif change.status == "changed":
-            lines = [f"Changed: {change.title}"]
-            for before, now in sentence_pairs(change):
-                if before:
-                    lines.append(f"  Before: {before}")
-                lines.append(f"  Now: {now}" if now else "  Now: removed")
-            blocks.append("\n".join(lines))
-    edited = [c for c in changes if c.status == "editorial"]
-    if edited:
-        blocks.append("Edited without changing what it asks: "
-                      + "; ".join(f"{c.title} ({c.reason})" for c in edited))
+    for part in parts:
+        lines = [part.heading]
+        if part.status == "added":
+            lines.append(f"  {part.opening}")
+            if part.cut:
+                lines.append("  (continues in the full guidelines)")
+        for before, now in part.pairs:
+            if before:
+                lines.append(f"  Before: {before}")
+            lines.append(f"  Now: {now}" if now else "  Now: removed")
+        blocks.append("\n".join(lines))
+    if note:
+        blocks.append(note)
     return "\n\n".join(blocks)
