@@ -89,7 +89,12 @@ def test_each_preference_set_through_the_footer_link_shows_in_the_next_week(fact
     with factory() as s:
         start, end = reports.week_bounds("2026-W50", CHICAGO)
         rows = {r.email: r for r in reports.engagement(s, start, end, new_hire_days=14)}
-    assert rows[ON_LEAVE].status == "on leave" and not rows[ON_LEAVE].reachable  # what the supervisor sees
+    assert rows[ON_LEAVE].status == "on leave" and not rows[ON_LEAVE].reachable
+    with factory() as s:  # what the supervisor reads in the weekly summary
+        lead = s.scalar(select(Person).where(Person.email == "aiko.tanaka@example.org"))
+        payload = reports.summary_payload(s, lead, "2026-W50", CHICAGO, next_monday + timedelta(days=4),
+                                          new_hire_days=14)
+    assert {p["email"]: p["why"] for p in payload["people"]}[ON_LEAVE] == "on leave"
     week_at_three = MONDAY + timedelta(weeks=2)
     usecases.send_week(factory, settings, local(week_at_three, 8))
     assert ON_LEAVE in digests(factory, "2026-W51")  # back from leave: the digests resume

@@ -42,7 +42,7 @@ def reason_in_words(row: PersonEngagement, overdue: dict[int, list[tuple[str, da
     late = [f"overdue: {title} update, due {due:%b} {due.day}" for title, due in overdue.get(row.id, [])]
     if late:
         return "; ".join(late)
-    if row.status in ("engaged", "undeliverable", "new hire"):
+    if row.status in ("engaged", "undeliverable", "on leave", "new hire"):
         return row.status
     weeks = row.silent_digests
     quiet = f"no engagement for {weeks} week{'s' if weeks != 1 else ''}" if weeks else "no engagement this week"
