@@ -63,6 +63,7 @@ class EachRow:
 
 
 OnSent = Callable[[Session, list[tuple[int | None, str]], datetime], None]  # (person, kind) of rows sent
+BeforeClaim = Callable[[Session, datetime], object]
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,13 @@ class Dispatcher:
         worker: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         on_sent: OnSent | None = None,
+        before_claim: BeforeClaim | None = None,
     ):
-        """``on_sent`` hears, in the transaction that records them, which rows were sent."""
+        """``on_sent`` hears, in the transaction that records them, which rows were sent;
+        ``before_claim`` runs in the claiming transaction when recovery does (held rows are released)."""
         self.factory = factory
         self.on_sent = on_sent
+        self.before_claim = before_claim
         self.settings = settings
         self.routes = {route.name: route for route in routes}
         self.channels = {route.name: route.channel for route in routes}
@@ -142,6 +146,8 @@ class Dispatcher:
             if recover:
                 batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, now)
                 batch.stats.failed += outbox.quarantine_dead_sends(session, now, s.dispatch_max_attempts)
+                if self.before_claim is not None:
+                    self.before_claim(session, now)
             ids = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
                                self.active_channels(session), reclaim=recover)
         if recover:

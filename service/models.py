@@ -204,7 +204,10 @@ class Notice(Base):
 class Delivery(Base):
     """The outbox: one row per person, kind, period and channel, so nothing is sent twice.
 
-    ``status`` moves pending -> sending (leased) -> sent | failed | skipped.
+    ``status`` moves pending -> sending (leased) -> sent | failed | skipped. A person's email
+    of a kind that waits for their one email of the day starts ``held``; it is then released
+    (pending) or ``bundled`` into a carrier (``bundle_id``: a digest or an "attention" email),
+    whose outcome it shares. ``mail_day`` is the local day a person's email is theirs for.
     """
 
     __tablename__ = "deliveries"
@@ -216,6 +219,10 @@ class Delivery(Base):
         # who got which notice, without reading millions of digests (digest rows are not in it)
         Index("ix_deliveries_notice_person", "person_id", postgresql_where=text("kind = 'notice'"),
               sqlite_where=text("kind = 'notice'")),
+        # the held rows, few at any time; and whether a person already has their email of a day
+        Index("ix_deliveries_held", "person_id", postgresql_where=text("status = 'held'"),
+              sqlite_where=text("status = 'held'")),
+        Index("ix_deliveries_mail_day", "person_id", "mail_day"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -237,11 +244,14 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    mail_day: Mapped[date | None]
+    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
 
     person: Mapped[Person | None] = relationship()
     items: Mapped[list[DeliveryItem]] = relationship(
         back_populates="delivery", order_by="DeliveryItem.position", cascade="all, delete-orphan"
     )
+    carried: Mapped[list[Delivery]] = relationship(order_by="Delivery.id")  # the held emails it bundles
 
 
 class DeliveryItem(Base):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from typing import Protocol
@@ -147,7 +147,8 @@ def _evidence(quotes: list[str] | None, words: int = 30) -> str:
 
 
 DIGEST_PLACEHOLDERS = ("subject", "preheader", "week", "greeting_html", "greeting_text",
-                       "tips_html", "tips_text", "ack", "pixel", "prefs")
+                       "carried_html", "carried_text", "tips_html", "tips_text", "ack", "pixel", "prefs")
+CARRIED_HEADING = "Also for you today"
 
 
 @lru_cache(maxsize=8)
@@ -190,8 +191,9 @@ class DigestRenderer:
             self._blocks[key] = render_tip_block(tip, self.base_url)
         return self._blocks[key]
 
-    def message(self, delivery_id: int, person: Person, tips: list[Tip], subject: str, week: str) -> Message:
-        """``person`` needs only ``email`` and ``name``."""
+    def message(self, delivery_id: int, person: Person, tips: list[Tip], subject: str, week: str,
+                carried: Sequence[Part] = ()) -> Message:
+        """``person`` needs only ``email`` and ``name``; ``carried``: the day's held emails it brings."""
         html_parts, text_parts = [], []
         for tip in tips:
             html, text = self.block(tip).for_delivery(lambda target: self.links.click(delivery_id, target))
@@ -200,12 +202,15 @@ class DigestRenderer:
         monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
         more = f" — and {len(tips) - 1} more quick reminders" if len(tips) > 1 else ""
         name = first_name(person.name)
+        carried_html, carried_text = carried_blocks(list(carried), CARRIED_HEADING)
         values = {
             "subject": subject,
             "preheader": escape(f"{tips[0].title}{more}"),
             "week": f"{monday.day} {monday:%B %Y}",
             "greeting_html": f"Hi {escape(name)},",
             "greeting_text": f"Hi {name},",
+            "carried_html": carried_html,
+            "carried_text": carried_text,
             "tips_html": "".join(html_parts),
             "tips_text": "".join(text_parts),
             "ack": self.links.ack(delivery_id),
@@ -217,16 +222,39 @@ class DigestRenderer:
             kind=self.kind,
             to_email=person.email,
             to_name=person.name,
-            skeleton=self.skeleton,
+            skeleton=self._skeleton_with(tuple(image for part in carried for image in part.images)),
             values={placeholder(k): v for k, v in values.items()},
             custom_args={"delivery_id": str(delivery_id), "kind": self.kind},
         )
+
+    def _skeleton_with(self, images: tuple[InlineImage, ...]) -> Skeleton:
+        """The shared skeleton; a digest carrying a chart (a summary) gets its own copy with the image."""
+        return replace(self.skeleton, inline_images=images) if images else self.skeleton
 
     def render(self, delivery: Delivery) -> Message:
         tips = [item.tip for item in delivery.items if item.tip is not None]
         if not tips:
             raise ValueError("a digest without tips")
         return self.message(delivery.id, delivery.person, tips, delivery.subject, delivery.payload["week"])
+
+
+@dataclass(frozen=True)
+class Part:
+    """A held email as a section of another (a bundle, a digest): its headline and body only."""
+
+    headline: str
+    html: Markup  # CSS inlined
+    text: str
+    images: tuple[InlineImage, ...] = ()
+
+
+def carried_blocks(parts: list[Part], heading: str) -> tuple[str, str]:
+    """Parts as a digest carries them, under one heading (empty when there are none)."""
+    if not parts:
+        return "", ""
+    html = template_env().get_template("email/_carried.html.j2").render(parts=parts, heading=heading)
+    text = template_env().get_template("email/_carried.txt.j2").render(parts=parts, heading=heading)
+    return css_inline.inline_fragment(html, email_css()), text
 
 
 class LetterRenderer:
@@ -237,7 +265,7 @@ class LetterRenderer:
     then goes out like a digest, a thousand readers to a provider request.
     """
 
-    kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary", "confirm", "review"})
+    kinds = frozenset({"notice", "reminder", "nudge", "escalation", "summary", "confirm", "review", "attention"})
     shared_kinds = frozenset({"notice", "reminder"})
 
     def __init__(self, base_url: str, organisation: str, links: Links):
@@ -272,8 +300,28 @@ class LetterRenderer:
             "css": Markup(email_css()),
             # the reader's own preferences (digest day, leave, Canvas), in every email to a person
             "prefs_url": self.links.preferences(delivery.id) if delivery.person_id else None,
+            "part": False,
         }
         return context | getattr(self, f"_{delivery.kind}")(delivery)
+
+    def part(self, delivery: Delivery) -> Part:
+        """A held email rendered as a section of the email that carries it (no greeting, footer or pixel)."""
+        name = first_name(delivery.person.name) if delivery.person else "there"
+        context = self._context(delivery, name) | {"part": True, "pixel": None}
+        env = template_env()
+        html = env.get_template(f"email/{delivery.kind}.html.j2").render(context)
+        text = env.get_template(f"email/{delivery.kind}.txt.j2").render(context)
+        return Part(str(context["headline"]), Markup(css_inline.inline_fragment(html, email_css())), text.strip(),
+                    tuple(context.get("images", ())))
+
+    def _attention(self, delivery: Delivery) -> dict[str, object]:
+        """A day's held emails in one: each a section under its own headline."""
+        parts = [self.part(held) for held in delivery.carried]
+        if not parts:
+            raise ValueError("an attention email carrying nothing")
+        return {"parts": parts, "images": [image for part in parts for image in part.images],
+                "pixel": self.links.pixel(delivery.id), "headline": "For your attention today",
+                "preheader": "; ".join(part.headline for part in parts)}
 
     def _shared(self, delivery: Delivery, name: str) -> tuple[Skeleton, dict[str, str]]:
         """A notice or reminder: rendered once per notice (the template, the summary's cleaning),

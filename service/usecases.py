@@ -18,7 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import canvas, channels, content, digests, engagement, escalation, notices, outbox, reports, roster
+from service import (
+    bundles, canvas, channels, content, digests, engagement, escalation, notices, outbox, reports, roster,
+)
 from service.channels import Channel
 from service.channels.canvas import api_from_settings
 from service.config import Settings
@@ -133,13 +135,15 @@ def dispatcher(
         links = engagement.make_links(session, settings)
     letters = LetterRenderer(settings.base_url, settings.organisation, links)
     routes = [Route(EMAIL, senders[EMAIL], {
-        digests.KIND: digests.DigestBatch(DigestRenderer(settings.base_url, settings.organisation, links)),
+        digests.KIND: digests.DigestBatch(DigestRenderer(settings.base_url, settings.organisation, links), letters),
         **{kind: EachRow(letters.render) for kind in LetterRenderer.kinds},
     })]
     if canvas.CHANNEL in senders:
         routes.append(Route(canvas.CHANNEL, senders[canvas.CHANNEL],
                             {"*": EachRow(canvas.CanvasRenderer(settings.base_url, links).render)}))
-    return Dispatcher(factory, settings, routes, worker=worker, clock=clock, on_sent=_digests_sent)
+    calendar = calendar_for(settings)
+    return Dispatcher(factory, settings, routes, worker=worker, clock=clock, on_sent=_digests_sent,
+                      before_claim=lambda session, now: bundles.fold(session, settings, calendar, now))
 
 
 def _digests_sent(session: Session, sent: list[tuple[int | None, str]], now: datetime) -> None:

@@ -4,6 +4,8 @@ This day crashed the demo: the pass wrote the items of reminders (a notice) and 
 nudges (tips) in one statement. Driven through the scheduled jobs with a fake clock.
 """
 
+import email
+import email.policy
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -81,6 +83,24 @@ def test_a_reminder_a_nudge_and_a_supervisor_email_in_one_pass(factory, settings
     assert kinds == {"reminder", "nudge"}  # the escalation email carries its list in the payload
     assert all(notice is not None and tip is None for kind, tip, notice in queued if kind == "reminder")
     assert all(tip is not None and notice is None for kind, tip, notice in queued if kind == "nudge")
+    def arrived() -> list[email.message.EmailMessage]:
+        nonlocal before
+        new = set(Path(settings.outbox_dir).rglob("*.eml")) - before
+        before |= new
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in new]
+
+    before: set[Path] = set(Path(settings.outbox_dir).rglob("*.eml"))
     dispatch(factory, settings, at(the_day, 12))
-    sent = {path.parent.name for path in Path(settings.outbox_dir).rglob("*.eml")}
-    assert {"reminder", "nudge", "escalation"} <= sent
+    # the staff had today's email (the digest): theirs wait; the admin address is not on the roster
+    assert [m["To"].addresses[0].addr_spec for m in arrived()] == ["admin@x.org"]
+
+    dispatch(factory, settings, at(the_day + timedelta(days=1), 8))  # the next morning, one email each
+    tuesday = arrived()
+    assert sorted(m["To"].addresses[0].addr_spec for m in tuesday) == ["ann@x.org", "bob@x.org", "head@x.org"]
+    head = next(m for m in tuesday if m["To"].addresses[0].addr_spec == "head@x.org")
+    text = head.get_body(("plain",)).get_content()
+    assert head["Subject"].startswith("For your attention: ")
+    for headline in ("Reminder: please confirm the updated Social Media Best Practices",
+                     "A few reminders you may have missed",
+                     "Your team and our staff guidelines"):
+        assert f"== {headline} ==" in text, headline

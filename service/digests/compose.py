@@ -18,6 +18,7 @@ from service.config import Settings
 from service.channels import Message
 from service.errors import NudgeError
 from service.models import Delivery, DeliveryItem, Person, Tip
+from service import outbox
 from service.outbox import OutboxMessage, TipRef, enqueue
 from service.content import changed_section_tips
 from service.rendering import DigestRenderer
@@ -30,6 +31,7 @@ from service.weeks import SchoolCalendar, calendar_for, person_zone, send_day, s
 KIND = "digest"
 CHANNEL = "email"
 PRIORITY_WINDOW = timedelta(days=28)  # a changed section's tips go first for four weeks
+COMPOSED_WITHIN = timedelta(hours=1)  # the composer runs hourly: a due digest is queued by then
 
 
 @dataclass
@@ -41,6 +43,7 @@ class ComposeResult:
     no_tips: int = 0
     on_leave: int = 0
     canvas_only: int = 0
+    carried: int = 0
 
 
 @dataclass(frozen=True)
@@ -193,15 +196,43 @@ def compose(
     if dry_run:
         result.composed = len(ready)
         return result
+    zones = {p.id: person_zone(p, settings) for p in due}
     inserted = enqueue(session, [
         OutboxMessage(KIND, plan.week, now, person_id=plan.person.id, channel=CHANNEL,
                       subject=subject_for(tips[plan.tip_ids[0]]), payload={"week": plan.week},
-                      items=tuple(TipRef(t) for t in plan.tip_ids))
+                      items=tuple(TipRef(t) for t in plan.tip_ids),
+                      mail_day=now.astimezone(zones[plan.person.id]).date())
         for plan in ready
     ])
+    # the day's held emails (a notice, a reminder...) ride in the digest: one email that day
+    result.carried = outbox.carry(session, {q.message.person_id: q.delivery_id for q in inserted})
     result.composed = len(inserted)
     result.already += len(ready) - len(inserted)
     return result
+
+
+def expected_later_today(session: Session, settings: Settings, person_ids: Sequence[int], now: datetime) -> set[int]:
+    """Of ``person_ids``, who gets this week's digest later today, or within the hour the composer
+    takes once it is due (their emails wait to ride in it).
+
+    Leave, Canvas-only and breaks are not looked at: such a person's emails wait until the
+    digest's hour has passed, then go on their own.
+    """
+    if not person_ids:
+        return set()
+    later: dict[int, str] = {}
+    for person in session.execute(select(Person.id, Person.timezone, Person.digest_weekday)
+                                  .where(Person.id.in_(person_ids))):
+        zone = person_zone(person, settings)
+        today = now.astimezone(zone).date()
+        key = week_key(today)
+        if send_day(key, settings, person.digest_weekday) == today and now < send_moment(
+                key, zone, settings, person.digest_weekday) + COMPOSED_WITHIN:
+            later[person.id] = key
+    composed = set(session.execute(select(Delivery.person_id, Delivery.period_key).where(
+        Delivery.kind == KIND, Delivery.channel == CHANNEL, Delivery.person_id.in_(later),
+        Delivery.period_key.in_(set(later.values())))).tuples())
+    return {person for person, key in later.items() if (person, key) not in composed}
 
 
 def subject_for(lead: Tip) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from service.channels import Message, Result
 from service.db import in_ids
 from service.models import Delivery, DeliveryItem, Person, Tip
-from service.rendering import DigestRenderer
+from service.rendering import DigestRenderer, LetterRenderer
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,9 @@ class TipCache:
 class DigestBatch:
     """Renders claimed digest rows (a batch renderer for the dispatcher's email route)."""
 
-    def __init__(self, renderer: DigestRenderer):
+    def __init__(self, renderer: DigestRenderer, letters: LetterRenderer):
         self.renderer = renderer
+        self.letters = letters  # renders the held emails a digest carries
         self.tips = TipCache()
 
     def render(self, session: Session, ids: list[int]) -> dict[int, Message | Result]:
@@ -65,6 +66,7 @@ class DigestBatch:
             tips_of.setdefault(delivery_id, []).append(tip_id)
         if tips_of:
             self.tips.refresh(session, {t for tips in tips_of.values() for t in tips})
+        carried = self._carried(session, ids)
         rendered: dict[int, Message | Result] = {i: Result.failed("cannot render: a digest without tips or reader")
                                                  for i in ids}
         for head in heads:
@@ -72,7 +74,20 @@ class DigestBatch:
                 try:
                     rendered[head.id] = self.renderer.message(head.id, Recipient(head.email, head.name),
                                                               self.tips.get(tips_of[head.id]), head.subject,
-                                                              head.payload["week"])
+                                                              head.payload["week"],
+                                                              [self.letters.part(d) for d in carried.get(head.id, [])])
                 except Exception as exc:  # noqa: BLE001 - one digest that cannot render fails alone
                     rendered[head.id] = Result.failed(f"cannot render ({exc.__class__.__name__})")
         return rendered
+
+    @staticmethod
+    def _carried(session: Session, ids: list[int]) -> dict[int, list[Delivery]]:
+        """The held emails each digest carries (most carry none)."""
+        carried: dict[int, list[Delivery]] = {}
+        for held in session.scalars(
+            select(Delivery).where(in_ids(session, Delivery.bundle_id, ids)).order_by(Delivery.id)
+            .options(selectinload(Delivery.person), selectinload(Delivery.items).selectinload(DeliveryItem.tip),
+                     selectinload(Delivery.items).selectinload(DeliveryItem.notice))
+        ):
+            carried.setdefault(held.bundle_id, []).append(held)
+        return carried

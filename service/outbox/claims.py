@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from service.channels import Result
 from service.db import in_ids, is_postgres
 from service.models import Delivery
+from service.outbox.held import settle_carried
 
 AT_MOST_ONCE = frozenset({"digest", "summary"})
 BACKOFF_BASE_SECONDS = 30.0
@@ -182,6 +183,7 @@ def record_results(
             ).all()
             sent += [tuple(row) for row in marked]
             counts["sent"] += len(marked)
+    settle_carried(session, [delivery_id for delivery_id, _ in outcomes])
     return dict(counts), sent
 
 

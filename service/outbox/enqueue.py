@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from itertools import groupby
 from typing import Any
 
@@ -17,7 +17,9 @@ from service.models import Delivery, DeliveryItem
 
 COPY_ABOVE = 1000  # on PostgreSQL, larger writes go through COPY (a tenth of the time)
 DELIVERY_COLUMNS = ("person_id", "recipient", "kind", "period_key", "channel", "status", "subject", "payload",
-                    "attempts", "next_attempt_at", "created_at")
+                    "attempts", "next_attempt_at", "created_at", "mail_day")
+# a person's email of these kinds waits ("held") for their one email of the day (service.bundles)
+HELD_KINDS = frozenset({"notice", "reminder", "nudge", "escalation", "summary"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class OutboxMessage:
     subject: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
     items: tuple[TipRef | NoticeRef, ...] = ()
+    mail_day: date | None = None  # the person's email of that day (a digest, an attention email)
 
     def __post_init__(self) -> None:
         if (self.person_id is None) == (self.recipient is None):
@@ -62,11 +65,16 @@ class OutboxMessage:
         return (self.person_id if self.person_id is not None else self.recipient, self.kind, self.period_key,
                 self.channel)
 
+    @property
+    def held(self) -> bool:
+        return self.kind in HELD_KINDS and self.person_id is not None and self.channel == "email"
+
     def row(self) -> dict[str, Any]:
         return {"person_id": self.person_id, "recipient": self.recipient, "kind": self.kind,
-                "period_key": self.period_key, "channel": self.channel, "status": "pending",
-                "subject": self.subject, "payload": dict(self.payload), "attempts": 0,
-                "next_attempt_at": self.at, "created_at": self.at}
+                "period_key": self.period_key, "channel": self.channel,
+                "status": "held" if self.held else "pending", "subject": self.subject,
+                "payload": dict(self.payload), "attempts": 0, "next_attempt_at": self.at, "created_at": self.at,
+                "mail_day": self.mail_day}
 
 
 @dataclass(frozen=True)
