@@ -49,6 +49,9 @@ def test_every_page_and_email_kind_has_no_serious_or_critical_violation(played, 
     result, outbox = played
     found: dict[str, list[dict]] = {}
     emails = {folder.name: sorted(folder.glob("*.eml"))[0] for folder in sorted(outbox.iterdir())}
+    assert "attention" in emails  # a day's held emails, bundled in one
+    emails["digest carrying the day's emails"] = next(p for p in sorted((outbox / "digest").glob("*.eml"))
+                                                      if b"Also for you today" in p.read_bytes())
     # the service's pages forbid every script (CSP): the test's own injection of axe bypasses that
     page = browser.new_context(bypass_csp=True, viewport={"width": 1024, "height": 900}).new_page()
     for kind, path in emails.items():
