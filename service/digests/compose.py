@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from service.config import Settings
+from service.db import in_ids
 from service.channels import Message
 from service.errors import NudgeError
 from service.models import Delivery, DeliveryItem, Person, Tip
@@ -221,16 +222,22 @@ def expected_later_today(session: Session, settings: Settings, person_ids: Seque
     if not person_ids:
         return set()
     later: dict[int, str] = {}
+    verdicts: dict[tuple[str | None, str | None], str | None] = {}  # the week key, for few distinct settings
     for person in session.execute(select(Person.id, Person.timezone, Person.digest_weekday)
-                                  .where(Person.id.in_(person_ids))):
-        zone = person_zone(person, settings)
-        today = now.astimezone(zone).date()
-        key = week_key(today)
-        if send_day(key, settings, person.digest_weekday) == today and now < send_moment(
-                key, zone, settings, person.digest_weekday) + COMPOSED_WITHIN:
-            later[person.id] = key
+                                  .where(in_ids(session, Person.id, person_ids))):
+        setting = (person.timezone, person.digest_weekday)
+        if setting not in verdicts:
+            zone = person_zone(person, settings)
+            key = week_key(now.astimezone(zone).date())
+            coming = send_day(key, settings, person.digest_weekday) == now.astimezone(zone).date() and (
+                now < send_moment(key, zone, settings, person.digest_weekday) + COMPOSED_WITHIN)
+            verdicts[setting] = key if coming else None
+        if verdicts[setting] is not None:
+            later[person.id] = verdicts[setting]
+    if not later:
+        return set()
     composed = set(session.execute(select(Delivery.person_id, Delivery.period_key).where(
-        Delivery.kind == KIND, Delivery.channel == CHANNEL, Delivery.person_id.in_(later),
+        Delivery.kind == KIND, Delivery.channel == CHANNEL, in_ids(session, Delivery.person_id, list(later)),
         Delivery.period_key.in_(set(later.values())))).tuples())
     return {person for person, key in later.items() if (person, key) not in composed}
 
