@@ -116,3 +116,57 @@ def test_a_notice_published_before_the_digest_rides_in_it_and_its_own_link_confi
     usecases.daily_pass(factory, settings, at(MONDAY, 12))
     dispatch(at(MONDAY, 12))
     assert received(folder, before) == {}
+
+
+def two_updates_on_a_tuesday(factory, settings, tmp_path) -> datetime:
+    """Two material versions published one Tuesday: two notices each, held, then one email each."""
+    roster = tmp_path / "roster.csv"
+    roster.write_text(ROSTER, encoding="utf-8")
+    usecases.import_people(factory, roster, now=at(MONDAY, 6) - timedelta(days=60))
+    text = (CONTENT_DIR / "policies" / "social-media-v1.txt").read_text(encoding="utf-8")
+    tuesday = MONDAY + timedelta(days=1)
+    for label in ("1", "2", "3"):
+        path = tmp_path / f"policy-{label}.txt"
+        path.write_text(text + ("" if label == "1" else f"\n\nAddendum {label}\n\nA new rule number {label} applies.\n"),
+                        encoding="utf-8")
+        usecases.publish_policy_version(factory, settings, path, slug="social-media", label=label,
+                                        title="Social Media Best Practices", now=at(tuesday, 10) - (timedelta(days=90) if label == "1" else timedelta()))
+    return at(tuesday, 10)
+
+
+def test_a_bundle_refused_for_good_fails_what_it_carries_and_one_retried_sends_it(
+        factory, sendgrid_settings, sendgrid_double, tmp_path) -> None:
+    from service.doubles.sendgrid import Fault
+
+    now = two_updates_on_a_tuesday(factory, sendgrid_settings, tmp_path)
+    sendgrid_double.inject(Fault(status=500), Fault(status=400))  # one bundle retries, the other is refused
+    sender = usecases.dispatcher(factory, sendgrid_settings, clock=lambda: now)
+    first = sender.drain()
+    assert (first.retried, first.failed, first.sent) == (1, 1, 0)
+    later = now + timedelta(hours=1)
+    sender.clock = lambda: later
+    assert sender.drain().sent == 1
+    sender.close()
+    with factory() as s:
+        rows = s.execute(select(Person.email, Delivery.kind, Delivery.status, Delivery.bundle_id, Delivery.id)
+                         .join(Person).where(Person.email != "admin@x.org").order_by(Delivery.id)).all()
+    outcome = {e: {(kind, status) for e2, kind, status, _, _ in rows if e2 == e} for e in ("ann@x.org", "head@x.org")}
+    [sent_to] = [e.to_email for e in sendgrid_double.emails]
+    refused = ({"ann@x.org", "head@x.org"} - {sent_to}).pop()
+    assert outcome[sent_to] == {("notice", "sent"), ("attention", "sent")}
+    assert outcome[refused] == {("notice", "failed"), ("attention", "failed")}
+    carriers = {i for e, kind, _, _, i in rows if kind == "attention"}
+    assert {bundle for _, kind, _, bundle, _ in rows if kind == "notice"} == carriers  # each notice in its bundle
+
+
+def test_two_updates_on_one_day_arrive_as_one_email_with_both_confirm_buttons(
+        factory, sendgrid_settings, sendgrid_double, tmp_path) -> None:
+    now = two_updates_on_a_tuesday(factory, sendgrid_settings, tmp_path)
+    sender = usecases.dispatcher(factory, sendgrid_settings, clock=lambda: now)
+    sender.drain()
+    sender.close()
+    mine = [e for e in sendgrid_double.emails if e.to_email == "ann@x.org"]
+    assert len(mine) == 1 and mine[0].custom_args["kind"] == "attention"
+    assert mine[0].subject.startswith("For your attention: ")
+    assert mine[0].html.count("I've read the update") == 2
+    assert sendgrid_double.duplicates == 0
