@@ -262,7 +262,7 @@ def run(
             if links and rng.random() < 0.5:  # a link opens in a browser, whatever the mail client
                 clock.now += timedelta(minutes=2)
                 http.get(rng.choice(links), headers={"User-Agent": BROWSER_AGENT}, follow_redirects=False)
-            wants_ack = 0.9 if received.custom_args.get("kind") in ("notice", "reminder") else 0.3
+            wants_ack = 0.9 if received.custom_args.get("kind") in ("notice", "reminder", "attention") else 0.3
             if ack and rng.random() < wants_ack:
                 clock.now += timedelta(minutes=1)
                 http.post(ack.group(1), headers={"User-Agent": agent})
