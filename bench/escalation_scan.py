@@ -33,8 +33,8 @@ from service.reports import summary_payload  # noqa: E402
 FIRST_MONDAY = date(2025, 11, 24)
 
 
-def build(engine, people: int, weeks: int, notice: bool = True) -> None:
-    start = datetime.combine(FIRST_MONDAY, datetime.min.time(), UTC)
+def build(engine, people: int, weeks: int, notice: bool = True, first_monday: date = FIRST_MONDAY) -> None:
+    start = datetime.combine(first_monday, datetime.min.time(), UTC)
     with engine.begin() as conn:
         conn.execute(text("""
             INSERT INTO people (id, email, name, role, supervisor_id, active, joined_at, updated_at)
@@ -67,15 +67,16 @@ def build(engine, people: int, weeks: int, notice: bool = True) -> None:
             add_notice(conn, people, start, weeks)
         # the aggregates every ingest path keeps on people, computed here in two set-based statements
         conn.execute(text("""
-            UPDATE people SET last_human_at = h.last FROM (
+            UPDATE people SET last_engaged_at = h.last FROM (
                 SELECT person_id, max(at) AS last FROM engagement_events
-                WHERE NOT is_machine AND kind IN ('open', 'click', 'ack', 'canvas_read') GROUP BY person_id) h
+                WHERE NOT is_machine AND kind IN ('click', 'ack', 'canvas_read', 'answer') GROUP BY person_id) h
             WHERE h.person_id = people.id"""))
         conn.execute(text("""
             UPDATE people SET silent_digests = d.n, silent_since = d.first FROM (
                 SELECT d.person_id, count(*) AS n, min(d.sent_at) AS first
                 FROM deliveries d JOIN people p ON p.id = d.person_id
-                WHERE d.kind = 'digest' AND d.status = 'sent' AND (p.last_human_at IS NULL OR d.sent_at > p.last_human_at)
+                WHERE d.kind = 'digest' AND d.status = 'sent'
+                  AND (p.last_engaged_at IS NULL OR d.sent_at > p.last_engaged_at)
                 GROUP BY d.person_id) d
             WHERE d.person_id = people.id"""))
         conn.execute(text("ANALYZE"))
@@ -139,11 +140,12 @@ def main() -> None:
         supervisor = s.get(Person, 2)
         week = f"{(as_of.date()).isocalendar()[0]}-W{(as_of.date()).isocalendar()[1]:02d}"
         start = time.perf_counter()
-        payload = summary_payload(s, supervisor, week, ZoneInfo("America/Chicago"), as_of.date())
+        payload = summary_payload(s, supervisor, week, ZoneInfo("America/Chicago"), as_of.date(),
+                                  new_hire_days=settings.new_hire_days)
         summary_seconds = time.perf_counter() - start
         head = s.get(Person, 1)
         start = time.perf_counter()
-        summary_payload(s, head, week, ZoneInfo("America/Chicago"), as_of.date())
+        summary_payload(s, head, week, ZoneInfo("America/Chicago"), as_of.date(), new_hire_days=settings.new_hire_days)
         rollup_seconds = time.perf_counter() - start
     print(f"people: {args.people}; weeks: {args.weeks}; engagement events: {events}; built in {built:.0f} s")
     with factory() as s:
