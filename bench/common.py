@@ -27,3 +27,15 @@ def fresh_database(url: str) -> Engine:
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     upgrade(engine)
     return engine
+
+
+def load_content(factory, now) -> None:
+    """The seed policy (version 1), then the tip pack: a tip is sendable only where the policy
+    text has its quotes, as after `nudge db upgrade`."""
+    from service.content import import_pack, import_version
+    from service.paths import CONTENT_DIR
+
+    with factory() as s, s.begin():
+        import_version(s, CONTENT_DIR / "policies" / "social-media-v1.txt", slug="social-media", label="1",
+                       title="Social Media Best Practices", now=now)
+        import_pack(s, CONTENT_DIR / "social_media.yaml")

@@ -1,10 +1,11 @@
 """Escalation pass and supervisor summary at district scale, on PostgreSQL.
 
 Builds 100,000 people in a hierarchy, 52 weekly digests each (5.2 million sent
-deliveries), a policy notice to everyone that one in ten has not confirmed, and
-about 15 million engagement events server-side with
-generate_series, then times one full escalation pass and one supervisor
-summary computation (goal: each <= 2 s).
+deliveries, three tips each), two policy notices to everyone (one overdue for 1 in 10,
+one whose 7-day reminder falls on the pass's day for half), and about 15 million
+engagement events server-side with generate_series, then times the escalation pass
+(the first records reminders, nudges with their tips and escalations on one day; then
+the steady daily pass) and one supervisor summary computation (goal: each <= 2 s).
 
     python bench/escalation_scan.py --people 100000 --weeks 52 --database-url postgresql+psycopg://postgres@127.0.0.1/bench
 """
@@ -20,21 +21,25 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import fresh_database  # noqa: E402
+from common import fresh_database, load_content  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
 from service.db import make_sessionmaker  # noqa: E402
 from service.weeks import SchoolCalendar  # noqa: E402
 from service.escalation import run_pass  # noqa: E402
-from service.models import Escalation, EngagementEvent, Person  # noqa: E402
+from service.models import Delivery, DeliveryItem, Escalation, EngagementEvent, Person  # noqa: E402
 from service.reports import summary_payload  # noqa: E402
 
 FIRST_MONDAY = date(2025, 11, 24)
 
 
 def build(engine, people: int, weeks: int, notice: bool = True, first_monday: date = FIRST_MONDAY) -> None:
+    """The district. With ``notice``: one notice three weeks old that 1 in 10 has not confirmed
+    (overdue), and one a week old that half have not (its 7-day reminder falls on the pass's
+    day, beside the nudges of people never engaged: the mixed day that once crashed the demo)."""
     start = datetime.combine(first_monday, datetime.min.time(), UTC)
+    load_content(make_sessionmaker(engine), start - timedelta(days=400))  # the tips digests carry
     with engine.begin() as conn:
         conn.execute(text("""
             INSERT INTO people (id, email, name, role, supervisor_id, active, joined_at, updated_at)
@@ -63,8 +68,16 @@ def build(engine, people: int, weeks: int, notice: bool = True, first_monday: da
                  LATERAL (VALUES (1, 'open', p % 7 = 0), (2, 'click', p % 10 = 0), (3, 'ack', p % 10 = 0)) AS k(n, kind, machine)
             WHERE NOT (p % 10 = 0 AND NOT k.machine) OR k.kind = 'open'"""),
                      {"n": people, "weeks": weeks, "start": start})
+        # each digest carries three tips, as production's do (a nudge picks its tips from them)
+        conn.execute(text("""
+            WITH t AS (SELECT array_agg(id ORDER BY position) AS ids, count(*) AS n FROM tips WHERE state = 'ok')
+            INSERT INTO delivery_items (delivery_id, position, tip_id)
+            SELECT d.id, k, t.ids[1 + ((d.id * 3 + k) % t.n)]
+            FROM deliveries d, t, generate_series(0, 2) k WHERE d.kind = 'digest'"""))
         if notice:
-            add_notice(conn, people, start, weeks)
+            as_of = as_of_for(first_monday, weeks)
+            add_notice(conn, people, as_of - timedelta(days=21, hours=17), "2", "p % 10 <> 3")
+            add_notice(conn, people, as_of - timedelta(days=7, hours=17), "3", "p % 2 = 0")
         # the aggregates every ingest path keeps on people, computed here in two set-based statements
         conn.execute(text("""
             UPDATE people SET last_engaged_at = h.last FROM (
@@ -82,32 +95,39 @@ def build(engine, people: int, weeks: int, notice: bool = True, first_monday: da
         conn.execute(text("ANALYZE"))
 
 
-def add_notice(conn, people: int, start: datetime, weeks: int) -> None:
-    """A policy-update notice to everyone three weeks ago (due after two), confirmed by nine in ten:
-    the daily pass walks every recipient and climbs the ladder for the rest."""
-    notice_at = start + timedelta(weeks=weeks - 1, days=2) - timedelta(days=21)
+def add_notice(conn, people: int, at: datetime, label: str, confirmed: str) -> None:
+    """A policy-update notice to everyone at ``at`` (due after two weeks), confirmed by the people
+    ``confirmed`` (an SQL condition on p) selects."""
     conn.execute(text("""
-        WITH p AS (INSERT INTO policies (slug, title, created_at) VALUES ('social-media', 'Social Media', :at)
-                   RETURNING id),
+        WITH p AS (SELECT id FROM policies WHERE slug = 'social-media'),
              v AS (INSERT INTO policy_versions (policy_id, label, sequence, text, content_hash, editorial,
                                                 imported_at)
-                   SELECT id, '2', 2, 'text', 'hash', false, :at FROM p RETURNING id)
+                   SELECT id, :label, :sequence, 'text', :hash, false, :at FROM p RETURNING id)
         INSERT INTO notices (policy_version_id, audience, summary, due_days, due_on, created_at)
         SELECT id, '["teacher", "administrator"]', '<p>changed</p>', 14, CAST(:due AS date), :at FROM v"""),
-                 {"at": notice_at, "due": (notice_at + timedelta(days=14)).date()})
+                 {"at": at, "due": (at + timedelta(days=14)).date(), "label": label, "sequence": int(label),
+                  "hash": f"hash-{label}"})
+    notice_id = conn.scalar(text("SELECT max(id) FROM notices"))
     conn.execute(text("""
         INSERT INTO deliveries (person_id, kind, period_key, channel, status, subject, payload, attempts,
                                 next_attempt_at, created_at, sent_at)
-        SELECT p, 'notice', 'notice:' || n.id, 'email', 'sent', 'Social Media has changed',
-               json_build_object('notice_id', n.id), 1, :at, :at, :at
-        FROM generate_series(1, :n) p, notices n"""), {"n": people, "at": notice_at})
+        SELECT p, 'notice', 'notice:' || :notice, 'email', 'sent', 'Social Media has changed',
+               json_build_object('notice_id', :notice), 1, :at, :at, :at
+        FROM generate_series(1, :n) p"""), {"n": people, "at": at, "notice": notice_id})
     conn.execute(text("""
         INSERT INTO delivery_items (delivery_id, position, notice_id)
-        SELECT d.id, 0, (d.payload->>'notice_id')::int FROM deliveries d WHERE d.kind = 'notice'"""))
-    conn.execute(text("""
+        SELECT d.id, 0, :notice FROM deliveries d WHERE d.kind = 'notice' AND d.period_key = 'notice:' || :notice"""),
+                 {"notice": notice_id})
+    conn.execute(text(f"""
         INSERT INTO acknowledgements (person_id, subject, notice_id, at)
-        SELECT p, 'notice:' || n.id, n.id, :at FROM generate_series(1, :n) p, notices n WHERE p % 10 <> 3"""),
-                 {"n": people, "at": notice_at + timedelta(days=2)})
+        SELECT p, 'notice:' || :notice, :notice, :at FROM generate_series(1, :n) p WHERE {confirmed}"""),
+                 {"n": people, "at": at + timedelta(days=2), "notice": notice_id})
+
+
+def as_of_for(first_monday: date, weeks: int) -> datetime:
+    """The pass runs on the Wednesday of the last week, 17:00 UTC."""
+    return datetime.combine(first_monday + timedelta(weeks=weeks - 1, days=2), datetime.min.time(), UTC) \
+        + timedelta(hours=17)
 
 
 def main() -> None:
@@ -125,14 +145,15 @@ def main() -> None:
     settings = load_settings(database_url=args.database_url, admin_email="admin@bench.org")
     with factory() as s:
         events = s.scalar(select(func.count()).select_from(EngagementEvent))
-    as_of = datetime.combine(FIRST_MONDAY + timedelta(weeks=args.weeks - 1, days=2), datetime.min.time(), UTC)
-    as_of += timedelta(hours=17)
+    as_of = as_of_for(FIRST_MONDAY, args.weeks)
     timings = []
     for attempt in range(3):  # later passes find everything recorded already: the steady daily case
         with factory() as s, s.begin():
             start = time.perf_counter()
-            run_pass(s, settings, as_of, SchoolCalendar())
+            result = run_pass(s, settings, as_of, SchoolCalendar())
             timings.append(time.perf_counter() - start)
+        if attempt == 0:
+            first = result
         if attempt == 0:  # a day passes: autovacuum analyzes what the first pass wrote
             with engine.begin() as conn:
                 conn.execute(text("ANALYZE escalations; ANALYZE deliveries; ANALYZE delivery_items"))
@@ -150,8 +171,13 @@ def main() -> None:
     print(f"people: {args.people}; weeks: {args.weeks}; engagement events: {events}; built in {built:.0f} s")
     with factory() as s:
         opened = dict(s.execute(select(Escalation.reason, func.count()).group_by(Escalation.reason)).tuples().all())
-    print(f"{'no notice' if args.no_notice else 'a notice to everyone, confirmed by 9 in 10'}; "
+    with factory() as s:
+        nudge_tips = s.scalar(select(func.count()).select_from(DeliveryItem).join(Delivery)
+                              .where(Delivery.kind == "nudge", DeliveryItem.tip_id.is_not(None)))
+    print(f"{'no notice' if args.no_notice else 'two notices: one overdue for 1 in 10, one a week old'}; "
           f"escalations recorded by the first pass: {opened}")
+    print(f"the first pass's day: {len(first.reminders)} reminders, {len(first.nudges)} nudges carrying "
+          f"{nudge_tips} tips, {len(first.emails)} emails queued in all")
     print(f"first escalation pass: {timings[0]:.2f} s")
     print(f"escalation pass (steady, nothing new): {timings[1]:.2f} s (goal <= 2 s); again: {timings[2]:.2f} s")
     print(f"supervisor summary (team of {len(payload['people'])}): {summary_seconds:.2f} s (goal <= 2 s)")

@@ -3,8 +3,11 @@
 The double runs in its own process (count-only), so its work is not charged to ours.
 
 Prints digests/s, wall time, HTTP calls made and calls per 500 digests, plus
-the bare Jinja2 rendering rate of the same templates for the same people
-(the CPU floor) and the ratio. Figures go last, one per line.
+the pipeline's own per-message rendering rate for the same people, measured in the
+same run with no database and no HTTP (the floor), and the ratio. The dispatch batch
+is the default (`NUDGE_DISPATCH_BATCH_SIZE`, 500) unless `--batch` says otherwise.
+The double's duplicate count must be 0 and what it received must equal what was sent.
+Figures go last, one per line.
 
     python bench/fanout.py --people 1000                       # throwaway SQLite
     python bench/fanout.py --people 100000 --database-url postgresql+psycopg://postgres@127.0.0.1/bench
@@ -29,10 +32,9 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, fresh_database  # noqa: E402
+from common import ROOT, fresh_database, load_content  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
-from service.content import import_pack  # noqa: E402
 from service.db import make_sessionmaker, refresh_statistics  # noqa: E402
 from service.weeks import SchoolCalendar  # noqa: E402
 from service.digests import compose, rotation_order, tip_catalogue  # noqa: E402
@@ -41,7 +43,10 @@ from service.models import Person, utcnow  # noqa: E402
 from service.paths import CONTENT_DIR  # noqa: E402
 from service.content import import_version  # noqa: E402
 from service.notices import queue_notice  # noqa: E402
-from service.rendering import template_env  # noqa: E402
+from service.digests import subject_for  # noqa: E402
+from service.digests.sending import Recipient  # noqa: E402
+from service.engagement import make_links  # noqa: E402
+from service.rendering import DigestRenderer  # noqa: E402
 
 WEEK = "2026-W50"
 NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
@@ -83,26 +88,19 @@ def wait_for(port: int) -> None:
     raise SystemExit("the SendGrid double did not start")
 
 
-def bare_render_rate(factory, settings, sample: int) -> float:
-    """Digests/s when only Jinja2 renders the same templates for the same people (no DB, no HTTP)."""
-    env = template_env()
-    html_t, text_t = env.get_template("email/digest.html.j2"), env.get_template("email/digest.txt.j2")
-    tip_html, tip_text = env.get_template("email/_tip.html.j2"), env.get_template("email/_tip.txt.j2")
+def own_render_rate(factory, settings, sample: int) -> float:
+    """Digests/s of the pipeline's own per-message work for the same people, in the same run:
+    the shared skeleton rendered once, then per person the tip blocks' links signed and filled
+    and the values made (`DigestRenderer.message`, as `DigestBatch` calls it). No database, no HTTP."""
     with factory() as s:
-        tips = rotation_order(tip_catalogue(s).values())[:3]
+        renderer = DigestRenderer(settings.base_url, settings.organisation, make_links(s, settings))
+        tips = rotation_order(tip_catalogue(s).values())[: settings.tips_per_digest]
         for tip in tips:
             tip.policy  # noqa: B018 - load before the timer
-        people = s.query(Person).limit(sample).all()
-    css = (Path(env.loader.searchpath[0]) / "email" / "_styles.css").read_text()
+        people = [Recipient(p.email, p.name) for p in s.query(Person).order_by(Person.id).limit(sample)]
     start = time.perf_counter()
-    for person in people:
-        blocks_html = "".join(tip_html.render(tip=t, refs=t.refs, body_html=t.body, section_link="x") for t in tips)
-        blocks_text = "".join(tip_text.render(tip=t, refs=t.refs, body_text=t.body, section_link="x") for t in tips)
-        ph = {"subject": tips[0].title, "preheader": tips[0].title, "week": WEEK, "greeting_html": person.name,
-              "greeting_text": person.name, "tips_html": blocks_html, "tips_text": blocks_text,
-              "ack": "https://x/ack/t", "pixel": "https://x/o/t.gif"}
-        html_t.render(ph=ph, css=css, organisation=settings.organisation)
-        text_t.render(ph=ph, organisation=settings.organisation)
+    for index, person in enumerate(people):
+        renderer.message(index + 1, person, tips, subject_for(tips[0]), WEEK)
     return len(people) / (time.perf_counter() - start)
 
 
@@ -112,28 +110,26 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: a throwaway SQLite file")
     parser.add_argument("--notice", action="store_true",
                         help="send a policy-update notice to everyone instead of the weekly digest")
+    parser.add_argument("--batch", type=int, default=None, help="dispatch batch size (default: the setting's)")
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="nudge-fanout-")
     url = args.database_url or f"sqlite:///{tmp}/fanout.db"
     engine = fresh_database(url)
     factory = make_sessionmaker(engine)
-    with factory() as s, s.begin():
-        import_pack(s, CONTENT_DIR / "social_media.yaml")
+    load_content(factory, NOW)
     add_people(factory, args.people)
     sample = min(args.people, 5000)
-    bare_before = 0.0 if args.notice else bare_render_rate(factory, load_settings(database_url=url), sample)
     port = free_port()
     double = subprocess.Popen([sys.executable, "-m", "service.doubles.sendgrid", "--port", str(port), "--api-key",
                                "SG.bench", "--count-only"], cwd=ROOT, stdout=subprocess.DEVNULL)
     double_url = f"http://127.0.0.1:{port}"
     try:
         wait_for(port)
+        batch = {"dispatch_batch_size": args.batch} if args.batch else {}
         settings = load_settings(database_url=url, email_backend="sendgrid", sendgrid_host=double_url,
                                  sendgrid_api_key=SecretStr("SG.bench"), secret_key=SecretStr("bench-key"),
-                                 outbox_dir=f"{tmp}/outbox", dispatch_batch_size=1000)
-        if args.notice:
-            with factory() as s, s.begin():
-                import_version(s, POLICIES / "social-media-v1.txt", slug="social-media", label="1", now=NOW)
+                                 outbox_dir=f"{tmp}/outbox", **batch)
+        floor_before = 0.0 if args.notice else own_render_rate(factory, settings, sample)
         start = time.perf_counter()
         with factory() as s, s.begin():
             if args.notice:
@@ -147,23 +143,27 @@ def main() -> None:
         stats = dispatcher.drain()
         wall = time.perf_counter() - start
         counters = json.loads(urllib.request.urlopen(f"{double_url}/_stats").read())
-        calls, received = counters["requests"], counters["recipients"]
+        calls, received, duplicates = counters["requests"], counters["recipients"], counters["duplicates"]
     finally:
         double.terminate()
         double.wait(10)
     rate = stats.sent / wall
     what = "notices" if args.notice else "digests"
-    print(f"database: {engine.dialect.name}; people: {args.people}; sending: {what}")
+    print(f"database: {engine.dialect.name}; people: {args.people}; sending: {what}; "
+          f"batch: {settings.dispatch_batch_size}{'' if args.batch else ' (default)'}")
     print(f"{'queued' if args.notice else 'composed'}: {composed} in {composed_at - start:.2f} s; dispatched: {stats.sent} in {wall - (composed_at - start):.2f} s")
-    print(f"emails received by the double: {received}")
+    print(f"emails received by the double: {received} (sent: {stats.sent}); duplicates: {duplicates}")
     print(f"wall time: {wall:.2f} s")
     print(f"{what}/s: {rate:.0f}")
     print(f"HTTP calls: {calls} ({calls / max(stats.sent, 1) * 500:.2f} per 500 {what})")
+    if received != stats.sent or duplicates:
+        raise SystemExit(f"the double received {received} of {stats.sent} sent, {duplicates} twice")
     if args.notice:
         return
     # the floor is measured before and after the run; the faster of the two counts (this VM's speed wanders)
-    bare = max(bare_before, bare_render_rate(factory, settings, sample))
-    print(f"bare Jinja2 render rate (best of before/after): {bare:.0f} digests/s; ratio: {rate / bare:.2f}")
+    floor = max(floor_before, own_render_rate(factory, settings, sample))
+    print(f"own per-message rendering, no database or HTTP (best of before/after): {floor:.0f} digests/s; "
+          f"ratio: {rate / floor:.2f}")
 
 
 if __name__ == "__main__":

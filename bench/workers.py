@@ -17,25 +17,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, fresh_database  # noqa: E402
+from common import ROOT, fresh_database, load_content  # noqa: E402
 from fanout import WEEK, add_people, free_port, wait_for  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
-from service.content import import_pack  # noqa: E402
 from service.db import make_sessionmaker  # noqa: E402
 from service.weeks import SchoolCalendar  # noqa: E402
 from service.digests import compose  # noqa: E402
 from service.models import Delivery  # noqa: E402
-from service.paths import CONTENT_DIR  # noqa: E402
 
 
-def run(url: str, rows: int, workers: int, batch: int) -> dict[str, float]:
+def run(url: str, rows: int, workers: int, batch: int | None) -> dict[str, float]:
     engine = fresh_database(url)
     factory = make_sessionmaker(engine)
-    with factory() as s, s.begin():
-        import_pack(s, CONTENT_DIR / "social_media.yaml")
+    load_content(factory, datetime.now(UTC) - timedelta(days=1))
     add_people(factory, rows)
     settings = load_settings(database_url=url, secret_key=SecretStr("bench-key"))
     with factory() as s, s.begin():  # due now: the dispatchers run on the real clock
@@ -47,7 +44,7 @@ def run(url: str, rows: int, workers: int, batch: int) -> dict[str, float]:
         wait_for(port)
         env = {**os.environ, "NUDGE_DATABASE_URL": url, "NUDGE_EMAIL_BACKEND": "sendgrid",
                "NUDGE_SENDGRID_HOST": f"http://127.0.0.1:{port}", "SENDGRID_API_KEY": "SG.bench",
-               "NUDGE_SECRET_KEY": "bench-key", "NUDGE_DISPATCH_BATCH_SIZE": str(batch)}
+               "NUDGE_SECRET_KEY": "bench-key"} | ({"NUDGE_DISPATCH_BATCH_SIZE": str(batch)} if batch else {})
         start = time.perf_counter()
         procs = [subprocess.Popen([sys.executable, "-m", "service", "dispatch"], cwd=ROOT, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
@@ -68,14 +65,18 @@ def run(url: str, rows: int, workers: int, batch: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=None, help="dispatch batch size (default: the setting's, 500)")
     parser.add_argument("--database-url", required=True)
     args = parser.parse_args()
-    print(f"date: {datetime.now(UTC):%Y-%m-%d}; rows: {args.rows}; batch: {args.batch}")
+    batch = args.batch or load_settings().dispatch_batch_size
+    print(f"date: {datetime.now(UTC):%Y-%m-%d}; rows: {args.rows}; batch: {batch}{'' if args.batch else ' (default)'}")
     for workers in (1, 2, 4):
         r = run(args.database_url, args.rows, workers, args.batch)
         print(f"{workers} dispatcher(s): {r['sent']:.0f} sent in {r['wall']:.1f} s = {r['sent'] / r['wall']:.0f} rows/s; "
               f"{r['requests']:.0f} requests; received {r['received']:.0f}; duplicates: {r['duplicates']:.0f}")
+        if r["received"] != r["sent"] or r["duplicates"] or r["sent"] != args.rows:
+            raise SystemExit(f"{workers} dispatcher(s): sent {r['sent']:.0f} of {args.rows}, the double received "
+                             f"{r['received']:.0f}, {r['duplicates']:.0f} twice")
 
 
 if __name__ == "__main__":

@@ -187,6 +187,8 @@ def test_health_metrics_and_policy_page(factory, sent, links, live) -> None:
     live.app.state.opens.flush()
     metrics = httpx.get(f"{live.url}/metrics").text
     assert 'nudge_tracking_signals_total{kind="open",machine="false"} 1.0' in metrics
+    assert re.search(r'nudge_open_queue\{process="\d+"\} 0\.0', metrics)  # the pixel's write queue, observed
+    assert re.search(r'nudge_opens_written\{process="\d+"\} 1\.0', metrics)
     policy = httpx.get(f"{live.url}/policies/social-media")
     assert policy.status_code == 200 and 'id="employee-student-relations"' in policy.text
     assert httpx.get(f"{live.url}/policies/nope").status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter
@@ -28,6 +29,28 @@ class Metrics:
 
     def watch_database(self, factory: sessionmaker[Session], leader: Callable[[], bool | None]) -> None:
         self.registry.register(DatabaseCollector(factory, leader))
+
+    def watch_opens(self, queued: Callable[[], int], written: Callable[[], int]) -> None:
+        self.registry.register(OpenQueueCollector(queued, written))
+
+
+class OpenQueueCollector:
+    """This process's pixel write queue: opens answered but not yet written, and written so far.
+    Labelled by process: with several web workers each scrape answers for one of them."""
+
+    def __init__(self, queued: Callable[[], int], written: Callable[[], int]):
+        self.queued, self.written = queued, written
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        process = str(os.getpid())
+        queue = GaugeMetricFamily("nudge_open_queue", "Opens answered, not yet written", labels=["process"])
+        queue.add_metric([process], self.queued())
+        written = GaugeMetricFamily("nudge_opens_written", "Opens this process has written", labels=["process"])
+        written.add_metric([process], self.written())
+        yield from (queue, written)
 
 
 class DatabaseCollector:
