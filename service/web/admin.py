@@ -208,7 +208,8 @@ def teams(request: Request, web: Web = Depends(current)) -> Response:
                               "children": tree(row.id)})
         return nodes
 
-    roots = [r for r in rows if r.supervisor_id is None or r.supervisor_id not in {x.id for x in rows}]
+    present = {row.id for row in rows}  # once: built per row, it made this page quadratic (hours at 100,000)
+    roots = [r for r in rows if r.supervisor_id is None or r.supervisor_id not in present]
     forest = []
     for root in roots:
         if root.id in children:
@@ -227,7 +228,7 @@ def team(person_id: int, request: Request, web: Web = Depends(current)) -> Respo
         lead = session.get(Person, person_id) if is_row_id(person_id) else None
         if lead is None:
             return page("admin_missing", 404, what="team")
-        rows = reports.engagement(session, start, end, reports.subtree(session, person_id),
+        rows = reports.engagement(session, start, end, reports.subtree_select(person_id),
                                   new_hire_days=web.settings.new_hire_days)
     return page("admin_team", week=week, lead=lead, rows=rows, rate=reports.rate(rows), zone=web.zone)
 
