@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, or_, select
+from sqlalchemy import case, false, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from service.weeks import week_key
@@ -204,7 +204,7 @@ def engagement(
             _count(counted & (e.kind == "canvas_read")).label("canvas_reads"),
             func.max(case((e.is_machine.is_(False), e.at))).label("last_human_signal"),
         )
-        .where(e.at >= start, e.at < end, e.kind.in_(SIGNAL_KINDS))
+        .where(e.at >= start, e.at < end, e.kind.in_(SIGNAL_KINDS), *_scoped(e.person_id, person_ids))
         .group_by(e.person_id)
         .subquery()
     )
@@ -228,9 +228,7 @@ def engagement(
     )
     if active_only:
         query = query.where(Person.active.is_(True))
-    if person_ids is not None:  # a list of ids, or a query of them (a subtree of any size)
-        query = query.where(Person.id.in_(person_ids)) if not isinstance(person_ids, list) or person_ids \
-            else query.where(False)
+    query = query.where(*_scoped(Person.id, person_ids))
     found = []
     moment = min(end, as_of or end)
     leave_from = (as_of or start).date()  # on leave at some point in the window (or at ``as_of``)
@@ -241,6 +239,16 @@ def engagement(
             active=active, undeliverable=undeliverable, joined_at=joined_at, as_of=moment,
             new_hire_days=new_hire_days, on_leave=on_leave), on_leave=on_leave))
     return found
+
+
+def _scoped(column, person_ids) -> list:
+    """``column`` among ``person_ids``: a list of ids, or a query of them (a subtree of any size);
+    None is everyone. Applied to the events too, so a team's week is not grouped for everyone."""
+    if person_ids is None:
+        return []
+    if isinstance(person_ids, list) and not person_ids:
+        return [false()]
+    return [column.in_(person_ids)]
 
 
 def rate(rows: list[PersonEngagement]) -> Rate:
