@@ -510,11 +510,13 @@ def escalate(
 @engagement_app.command("rebuild")
 def engagement_rebuild(ctx: typer.Context) -> None:
     """Settle the clicks that are due, then recompute every person's aggregates (last engagement,
-    silent streak) from the stored events: after a repair, an import, or to check the incremental ones."""
+    silent streak) and weekly roll-up from the stored events: after a repair, an import, or to check
+    the incremental ones. Weeks older than the retention window keep their rows (their events are gone)."""
     rt = runtime(ctx)
     rebuilt = usecases.rebuild_engagement(rt.sessions(), rt.settings, utcnow())
     console.print(f"settled {rebuilt.settled.clicks} click(s) ({rebuilt.settled.machine} machine); rebuilt the "
-                  f"engagement aggregates of {rebuilt.people} people, {rebuilt.changed} of them changed")
+                  f"engagement aggregates of {rebuilt.people} people, {rebuilt.changed} of them changed; "
+                  f"recounted {rebuilt.weeks} person-weeks, {rebuilt.weeks_changed} of them changed")
 
 
 @report_app.command("supervisors")
@@ -541,21 +543,24 @@ def report_supervisors(
 def report_engagement(
     ctx: typer.Context,
     csv_file: Annotated[Path, typer.Option("--csv", help="Write the CSV here.")],
-    since: Annotated[str | None, typer.Option("--since", help="Count signals from this date (YYYY-MM-DD).")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Count signals from the week of this date (YYYY-MM-DD; whole weeks, from its Monday).")] = None,
     team: Annotated[str | None, typer.Option("--team", help="Only the people below this supervisor.")] = None,
 ) -> None:
     """Per-person engagement export: human and machine signals, whether they count, the last engagement."""
     try:
-        start = datetime.combine(_date("--since", since), time(0), UTC) if since else datetime(2000, 1, 1, tzinfo=UTC)
+        start = _date("--since", since) if since else date(2000, 1, 3)
     except ValueError:
         raise NudgeError(f"--since {since!r} is not a date like 2026-09-01") from None
+    settings = runtime(ctx).settings
     with transaction(runtime(ctx).sessions()) as session:
         root = None
         if team is not None:
             root = session.scalar(select(Person.id).where(Person.email == roster.normalize_email(team)))
             if root is None:
                 raise NudgeError(f"--team: no person with email {team!r}")
-        rows = reports.engagement_rows(session, start, utcnow(), root, new_hire_days=runtime(ctx).settings.new_hire_days)
+        rows = reports.engagement_rows(session, reports.Window.since(start, ZoneInfo(settings.timezone)), utcnow(),
+                                       root, new_hire_days=settings.new_hire_days)
     with _writing(csv_file) as out:
         count = reports.write_csv(rows, reports.ENGAGEMENT_COLUMNS, out)
     console.print(f"wrote {count} people to {csv_file}")

@@ -62,7 +62,7 @@ class EachRow:
         return rendered
 
 
-OnSent = Callable[[Session, list[tuple[int | None, str]], datetime], None]  # (person, kind) of rows sent
+OnSent = Callable[[Session, list[tuple[int | None, str, str]], datetime], None]  # (person, kind, period) sent
 BeforeClaim = Callable[[Session, datetime], object]
 
 

@@ -320,6 +320,32 @@ class EngagementArchive(Base):
     last_at: Mapped[datetime | None]  # the latest pruned event's time: a rebuild still finds old engagement
 
 
+class EngagementWeek(Base):
+    """One person's ISO week (in their own timezone, like their digest's key), rolled up from the
+    events: what every report reads instead of millions of events. Derived: each cell is recounted
+    from the events whenever a signal of it is stored or settled (:mod:`service.engagement.weekly`).
+    The rows outlive the events' retention: for pruned weeks they are the record."""
+
+    __tablename__ = "engagement_weeks"
+    __table_args__ = (
+        Index("ix_engagement_weeks_week", "week", "person_id"),
+        CheckConstraint("engaged = (clicks + acks + canvas_reads + answers > 0)", name="engaged_by_definition"),
+    )
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    week: Mapped[str] = mapped_column(String(8), primary_key=True)  # 2026-W48
+    delivered: Mapped[bool] = mapped_column(Boolean, default=False)  # that week's digest was sent
+    human_opens: Mapped[int] = mapped_column(Integer, default=0)
+    machine_opens: Mapped[int] = mapped_column(Integer, default=0)
+    machine_signals: Mapped[int] = mapped_column(Integer, default=0)  # settled machine signals of any kind
+    clicks: Mapped[int] = mapped_column(Integer, default=0)  # settled human clicks
+    acks: Mapped[int] = mapped_column(Integer, default=0)
+    canvas_reads: Mapped[int] = mapped_column(Integer, default=0)
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+    last_human_at: Mapped[datetime | None]  # the week's last settled human signal (an open too)
+    engaged: Mapped[bool] = mapped_column(Boolean, default=False)  # service.engagement.definition
+
+
 class Acknowledgement(Base):
     """An explicit "I have read this". ``subject`` is what was acknowledged (a delivery or notice)."""
 

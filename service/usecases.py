@@ -146,9 +146,11 @@ def dispatcher(
                       before_claim=lambda session, now: bundles.fold(session, settings, calendar, now))
 
 
-def _digests_sent(session: Session, sent: list[tuple[int | None, str]], now: datetime) -> None:
-    """A sent digest lengthens its reader's silent streak."""
-    engagement.note_digests_sent(session, [p for p, kind in sent if kind == digests.KIND and p], now)
+def _digests_sent(session: Session, sent: list[tuple[int | None, str, str]], now: datetime) -> None:
+    """A sent digest lengthens its reader's silent streak and marks its week delivered."""
+    read = [(person, week) for person, kind, week in sent if kind == digests.KIND and person]
+    engagement.note_digests_sent(session, [person for person, _ in read], now)
+    engagement.note_delivered(session, read)
 
 
 EMAIL = "email"  # the route name of email rows, whichever backend sends them
@@ -250,16 +252,23 @@ class Rebuilt:
     settled: engagement.Settled
     people: int
     changed: int  # people whose stored aggregates differed from the rebuilt ones
+    weeks: int  # person-weeks recounted
+    weeks_changed: int  # of them, those whose stored roll-up differed
 
 
 def rebuild_engagement(factory: sessionmaker[Session], settings: Settings, now: datetime) -> Rebuilt:
-    """Settle what is due, then recompute every person's aggregates from the events."""
+    """Settle what is due, then recompute every person's aggregates and weekly roll-up from the events."""
     with transaction(factory) as session:
         settled = engagement.settle(session, engagement.Rules.from_settings(settings), now)
-        before = engagement.snapshot(session)
+        before, weeks_before = engagement.snapshot(session), engagement.weekly.snapshot(session)
         people = engagement.refresh(session)
-        after = engagement.snapshot(session)
-    return Rebuilt(settled, people, sum(1 for pid, values in after.items() if before.get(pid) != values))
+        weeks = engagement.weekly.rebuild(session, settings.timezone, now, settings.retention_days)
+        after, weeks_after = engagement.snapshot(session), engagement.weekly.snapshot(session)
+    return Rebuilt(settled, people, _changed(before, after), weeks, _changed(weeks_before, weeks_after))
+
+
+def _changed(before: dict, after: dict) -> int:
+    return sum(1 for key, values in after.items() if before.get(key) != values)
 
 
 def daily_pass(factory: sessionmaker[Session], settings: Settings, now: datetime, *,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -56,6 +56,17 @@ def _zone(name: str) -> ZoneInfo:
 
 def person_zone(person: HasTimezone, settings: Settings) -> ZoneInfo:
     return _zone(person.timezone or settings.timezone)
+
+
+def zone_named(name: str) -> ZoneInfo:
+    return _zone(name)
+
+
+def week_bounds(week: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC moments a week starts and ends in a timezone (Monday 00:00 to Monday 00:00)."""
+    monday = parse_week(week)
+    start = datetime.combine(monday, time(0), zone).astimezone(UTC)
+    return start, datetime.combine(monday + timedelta(days=7), time(0), zone).astimezone(UTC)
 
 
 def send_day(key: str, settings: Settings, weekday: str | None = None) -> date:

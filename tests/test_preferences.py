@@ -87,8 +87,7 @@ def test_each_preference_set_through_the_footer_link_shows_in_the_next_week(fact
         assert WEDNESDAY_PERSON in digests(factory, "2026-W50")  # Wednesday, as chosen
         dispatcher.close()
     with factory() as s:
-        start, end = reports.week_bounds("2026-W50", CHICAGO)
-        rows = {r.email: r for r in reports.engagement(s, start, end, new_hire_days=14)}
+        rows = {r.email: r for r in reports.engagement(s, reports.Window.week("2026-W50", CHICAGO), new_hire_days=14)}
     assert rows[ON_LEAVE].status == "on leave" and not rows[ON_LEAVE].reachable
     with factory() as s:  # what the supervisor reads in the weekly summary
         lead = s.scalar(select(Person).where(Person.email == "aiko.tanaka@example.org"))

@@ -9,14 +9,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.channels.outbox import OutboxChannel
 from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
-from service.models import Delivery, Escalation, Person
-from service.reports import compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
+from service.engagement import weekly
+from service.models import Delivery, EngagementEvent, Escalation, Person
+from service.reports import Window, compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
 from service.roster import import_roster
 from service import usecases
 from tests.conftest import REPO, store_policy
@@ -80,9 +81,9 @@ def team(factory, settings, tmp_path: Path):
 
 
 def test_statuses_and_rate_equal_a_hand_count(factory, settings, team) -> None:
-    start, end = at(0, 0), at(7, 0)
     with factory() as s:
-        rows = {r.email: r for r in engagement(s, start, end, subtree(s, team["div@x.org"]), new_hire_days=14)}
+        rows = {r.email: r for r in engagement(s, Window.week(WEEK, CHICAGO), subtree(s, team["div@x.org"]),
+                                               new_hire_days=14)}
     assert {e: r.status for e, r in rows.items()} == {
         "ann@x.org": "engaged", "bob@x.org": "opened only", "cat@x.org": "machine signals only",
         "dan@x.org": "escalated", "eve@x.org": "undeliverable"}
@@ -229,3 +230,38 @@ def test_the_summary_links_to_a_read_only_view_of_that_team(factory, settings, t
         assert httpx.get(live.url + "/team/" + ack.rsplit("/", 1)[1]).status_code == 404  # not a team token
         now[0] = friday + timedelta(days=36)
         assert httpx.get(url).status_code == 410
+
+
+def test_reports_read_the_weekly_roll_up_so_pruned_weeks_still_count(factory, settings, team) -> None:
+    """The summary and trend read the roll-up, not the raw events: once the retention prune has
+    deleted a week's events, the week still says who engaged (it said 0 of 4 when read from events)."""
+    usecases.prune_engagement(factory, settings, at(7, 0) + timedelta(days=settings.retention_days + 1))
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(EngagementEvent)) == 0
+        payload = summary_payload(s, s.get(Person, team["div@x.org"]), WEEK, CHICAGO, MONDAY, new_hire_days=14)
+    assert payload["rate"]["text"] == "25% (1 of 4 reachable)"
+    assert [(p["week"], p["engaged"], p["reached"]) for p in payload["trend"]] == [("2026-W48", 1, 4), (WEEK, 1, 4)]
+
+
+def test_the_migration_backfills_the_roll_up_and_a_rebuild_agrees(engine, cli_env, capsys, factory, team) -> None:
+    """What the ingest paths kept is what the migration's backfill computes from the events and
+    what `nudge engagement rebuild` recounts."""
+    from alembic import command
+
+    from service.db.migrate import alembic_config, upgrade
+
+    with factory() as s:
+        kept = weekly.snapshot(s)
+    assert kept[team["ann@x.org"], WEEK][:6] == (True, 1, 0, 0, 1, 0)  # delivered, opens, machine, signals, clicks
+    assert kept[team["cat@x.org"], WEEK][:6] == (True, 0, 1, 2, 0, 0)
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0013")
+    upgrade(engine)
+    with factory() as s:
+        assert weekly.snapshot(s) == kept
+    code, out, _ = run_cli(capsys, "engagement", "rebuild")
+    assert code == 0 and ", 0 of them changed" in out.split(";")[1]
+    with factory() as s:
+        assert weekly.snapshot(s) == kept

@@ -19,7 +19,7 @@ from service.models import (
     Person,
 )
 from service.outbox import resume
-from service.engagement import refresh
+from service.engagement import refresh, weekly
 from service.canvas.posts import CHANNEL
 
 
@@ -94,6 +94,7 @@ def sync_reads(
             sleep(settings.canvas_sync_interval)
     session.flush()
     refresh(session, readers)
+    weekly.recount(session, [(reader, now) for reader in readers], settings.timezone)
     return result
 
 

@@ -1,6 +1,6 @@
 """Engagement: signed tokens and links (:mod:`.tokens`), what counts (:mod:`.definition`),
 machine-or-human rules (:mod:`.rules`), recording signals (:mod:`.recording`), settling clicks
-(:mod:`.settling`), people's derived aggregates (:mod:`.aggregates`), SendGrid's signed events
+(:mod:`.settling`), people's derived aggregates (:mod:`.aggregates`) and weeks (:mod:`.weekly`), SendGrid's signed events
 (:mod:`.webhook`)."""
 
 from service.engagement.tokens import (
@@ -12,6 +12,8 @@ from service.engagement.definition import (
 from service.engagement.rules import Rules, Verdict, classify
 from service.engagement.aggregates import engaging, human_open, note_digests_sent, refresh, snapshot
 from service.engagement.settling import Settled, settle
+from service.engagement import weekly
+from service.engagement.weekly import note_delivered
 from service.engagement.recording import (
     CONFIRM, AckResult, Signal, ack_subject, prune, record_ack, record_click, send_confirmation_link,
 )
@@ -19,6 +21,6 @@ from service.engagement.recording import (
 __all__ = [
     "ACK", "AckResult", "CLICK", "CONFIRM", "ENGAGING_KINDS", "Links", "OPEN", "PREFS", "Rate", "Rules", "SIGNAL_KINDS",
     "Settled", "Signal", "Signer", "TEAM", "TokenData", "Verdict", "ack_subject", "classify", "engaging", "hash_ip",
-    "human_open", "is_engaged", "is_on_leave", "is_reachable", "make_links", "note_digests_sent", "prune", "record_ack",
-    "record_click", "refresh", "send_confirmation_link", "settle", "signing_keys", "snapshot",
+    "human_open", "is_engaged", "is_on_leave", "is_reachable", "make_links", "note_delivered", "note_digests_sent", "prune", "record_ack",
+    "record_click", "refresh", "send_confirmation_link", "settle", "signing_keys", "snapshot", "weekly",
 ]

@@ -19,6 +19,7 @@ from service.models import (
 )
 from service.engagement.aggregates import refresh
 from service.engagement.rules import Rules, classify
+from service.engagement.weekly import recount
 from service.outbox import OutboxMessage, enqueue
 
 
@@ -60,8 +61,10 @@ class AckResult:
     person_id: int
 
 
-def record_ack(session: Session, delivery: Delivery, subject: str, person_id: int, signal: Signal) -> AckResult:
-    """An explicit acknowledgement (a POST from the ack page's button). Idempotent."""
+def record_ack(session: Session, delivery: Delivery, subject: str, person_id: int, signal: Signal, *,
+               default_zone: str) -> AckResult:
+    """An explicit acknowledgement (a POST from the ack page's button). Idempotent. ``default_zone``:
+    the week of someone who gave no timezone."""
     notice_id = int(subject.split(":", 1)[1]) if subject.startswith("notice:") else None
     inserted = insert_ignore(
         session, Acknowledgement,
@@ -76,6 +79,7 @@ def record_ack(session: Session, delivery: Delivery, subject: str, person_id: in
         ))
         session.flush()
         refresh(session, [person_id])
+        recount(session, [(person_id, signal.at)], default_zone)
     return AckResult(bool(inserted), person_id)
 
 

@@ -57,14 +57,16 @@ class Rules:
     burst_seconds: float = 2.0  # two clicks on one message this close together are a scanner's
     settle_seconds: float = 10.0  # a message's clicks are judged once it has had no click this long
     scanner_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    timezone: str = Settings.model_fields["timezone"].default  # a person's week, when they gave no timezone
 
     @classmethod
-    def from_cidrs(cls, cidrs: list[str], **kwargs: float) -> Rules:
+    def from_cidrs(cls, cidrs: list[str], **kwargs: float | str) -> Rules:
         return cls(scanner_networks=tuple(ipaddress.ip_network(c, strict=False) for c in cidrs), **kwargs)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Rules:
-        return cls.from_cidrs(settings.scanner_cidrs, min_seconds_after_delivery=settings.machine_seconds)
+        return cls.from_cidrs(settings.scanner_cidrs, min_seconds_after_delivery=settings.machine_seconds,
+                              timezone=settings.timezone)
 
 
 @lru_cache(maxsize=8192)

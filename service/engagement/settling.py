@@ -4,7 +4,7 @@ A link scanner clicks every link of a message within a second, often with a brow
 user agent, so a single click cannot be judged when it arrives: it is stored unsettled,
 and once its message has had no new click for ``settle_seconds`` the message's clicks are
 judged together by :func:`service.engagement.rules.judge` (pure). Only then do the
-people's aggregates move (:func:`service.engagement.aggregates.refresh`).
+people's aggregates and weeks move (:mod:`service.engagement.aggregates`, :mod:`.weekly`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.db import in_ids
 from service.engagement.aggregates import human_open, refresh
+from service.engagement.weekly import recount
 from service.engagement.rules import BURST, NOT_A_BROWSER, Click, Rules, Verdict, judge
 from service.models import EngagementEvent
 
@@ -49,26 +50,27 @@ def settle(session: Session, rules: Rules, now: datetime) -> Settled:
 def _settle_messages(session: Session, rules: Rules, deliveries: list[int], result: Settled) -> None:
     e = EngagementEvent
     clicks: dict[int, list[Click]] = {}
-    stored: dict[int, tuple[bool, str | None, bool, int | None]] = {}
+    stored: dict[int, tuple[bool, str | None, bool, int | None, datetime]] = {}
     for row in session.execute(
         select(e.id, e.delivery_id, e.person_id, e.at, e.user_agent, e.is_machine, e.reason, e.settled)
         .where(in_ids(session, e.delivery_id, deliveries), e.kind == "click").order_by(e.id)
     ):
         own = _request_verdict(row.is_machine, row.reason)
         clicks.setdefault(row.delivery_id, []).append(Click(row.id, row.at, row.user_agent, own))
-        stored[row.id] = (row.is_machine, row.reason, row.settled, row.person_id)
+        stored[row.id] = (row.is_machine, row.reason, row.settled, row.person_id, row.at)
     opens: dict[int, list[datetime]] = {}
     for delivery_id, at in session.execute(
         select(e.delivery_id, e.at).where(in_ids(session, e.delivery_id, deliveries), human_open())
     ):
         opens.setdefault(delivery_id, []).append(at)
-    changes, people = [], set()
+    changes, people, cells = [], set(), []
     for delivery_id, message_clicks in clicks.items():
         for click_id, verdict in judge(rules, message_clicks, opens.get(delivery_id, [])).items():
-            was_machine, was_reason, was_settled, person_id = stored[click_id]
+            was_machine, was_reason, was_settled, person_id, at = stored[click_id]
             if not was_settled or (was_machine, was_reason) != (verdict.is_machine, verdict.reason):
                 changes.append({"cid": click_id, "machine": verdict.is_machine, "why": verdict.reason})
                 people.add(person_id)
+                cells.append((person_id, at))
                 result.clicks += 1
                 result.machine += verdict.is_machine
     if changes:
@@ -79,6 +81,7 @@ def _settle_messages(session: Session, rules: Rules, deliveries: list[int], resu
     people.discard(None)
     result.messages += len(clicks)
     result.people += refresh(session, people)
+    recount(session, cells, rules.timezone)
 
 
 def _request_verdict(is_machine: bool, reason: str | None) -> Verdict:

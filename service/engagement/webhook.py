@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from service.db import insert_ignore
 from service.models import MAX_ROW_ID, Delivery, EngagementEvent, Person
+from service.engagement.definition import SIGNAL_KINDS
 from service.engagement.rules import Rules, classify
+from service.engagement.weekly import recount
 
 STORED_EVENTS = {"processed", "delivered", "deferred", "bounce", "dropped", "spamreport", "open", "click"}
 UNDELIVERABLE_EVENTS = {"dropped", "spamreport"}
@@ -149,11 +151,13 @@ def ingest(session: Session, rules: Rules, body: bytes, now: datetime) -> Ingest
     new_ids = {event_id for _, event_id in inserted}
     result.stored = len(new_ids)
     result.duplicates = len(rows) - len(new_ids)
-    for row in rows:
-        if row["provider_event_id"] in new_ids:
-            key = (row["kind"], row["is_machine"])
-            result.by_type[key] = result.by_type.get(key, 0) + 1
-            _follow_delivery_state(session, row, now)
+    stored = [row for row in rows if row["provider_event_id"] in new_ids]
+    for row in stored:
+        key = (row["kind"], row["is_machine"])
+        result.by_type[key] = result.by_type.get(key, 0) + 1
+        _follow_delivery_state(session, row, now)
+    recount(session, [(row["person_id"], row["at"]) for row in stored
+                      if row["kind"] in SIGNAL_KINDS and row["settled"]], rules.timezone)
     return result
 
 

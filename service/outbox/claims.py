@@ -142,11 +142,11 @@ def record_results(
     worker: str,
     now: datetime,
     max_attempts: int,
-) -> tuple[dict[str, int], list[tuple[int | None, str]]]:
+) -> tuple[dict[str, int], list[tuple[int | None, str, str]]]:
     """Store what the channel said; sent rows are updated in bulk by provider id.
 
     Only rows this worker still holds are touched; the counts say how many were. Also returns
-    (person, kind) of every row marked sent, for the engagement aggregates.
+    (person, kind, period) of every row marked sent, for the engagement aggregates.
     """
     counts: dict[str, int] = defaultdict(int)
     sent_by_provider: dict[str | None, list[int]] = defaultdict(list)
@@ -170,7 +170,7 @@ def record_results(
             update(Delivery).where(Delivery.id == delivery_id, mine).values(**values)
             .execution_options(synchronize_session=False)
         ).rowcount
-    sent: list[tuple[int | None, str]] = []
+    sent: list[tuple[int | None, str, str]] = []
     for provider_id, ids in sent_by_provider.items():
         for start in range(0, len(ids), 5000):
             marked = session.execute(
@@ -178,7 +178,7 @@ def record_results(
                 .where(in_ids(session, Delivery.id, ids[start : start + 5000]), mine)
                 .values(status="sent", sent_at=now, provider_message_id=provider_id, last_error=None,
                         lease_owner=None, lease_expires_at=None)
-                .returning(Delivery.person_id, Delivery.kind)
+                .returning(Delivery.person_id, Delivery.kind, Delivery.period_key)
                 .execution_options(synchronize_session=False)
             ).all()
             sent += [tuple(row) for row in marked]

@@ -4,7 +4,7 @@
 from service.reports.figures import (
     ATTENTION, DELIVERY_PROBLEM, STATUS_ORDER, NoticeProgress, PersonEngagement, Status, TrendPoint, engagement,
     last_weeks, notice_progress, rate, since_first_digest, status_summary, subtree, subtree_select, undeliverable_people,
-    week_bounds, weekly_trend,
+    week_bounds, weekly_trend, Window,
 )
 from service.reports.summaries import SummaryResult, compose_summaries, summary_payload
 from service.reports.exports import (
@@ -16,5 +16,5 @@ __all__ = [
     "PersonEngagement", "STATUS_ORDER", "Status", "SummaryResult", "TrendPoint", "compose_summaries",
     "csv_chunks", "delivery_rows", "engagement", "engagement_rows", "last_weeks", "notice_people",
     "notice_progress", "rate", "since_first_digest", "status_summary", "subtree", "subtree_select", "summary_payload",
-    "undeliverable_people", "week_bounds", "weekly_trend", "write_csv",
+    "undeliverable_people", "week_bounds", "weekly_trend", "Window", "write_csv",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from service.models import (
     DeliveryItem,
     Person,
 )
-from service.reports.figures import DELIVERY_PROBLEM, engagement, subtree_select
+from service.reports.figures import DELIVERY_PROBLEM, Window, engagement, subtree_select
 
 
 ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "engaged", "reachable", "human_opens",
@@ -26,13 +26,12 @@ DELIVERY_COLUMNS = ("id", "kind", "channel", "period", "recipient", "status", "a
                     "provider_message_id", "last_error")
 
 
-def engagement_rows(session: Session, since: datetime, now: datetime, team_root: int | None = None, *,
+def engagement_rows(session: Session, window: Window, now: datetime, team_root: int | None = None, *,
                     new_hire_days: int) -> list[dict[str, object]]:
-    """One row per person: signal counts since ``since``, whether they engaged and are counted in a
-    rate (the one definition), and their last engagement."""
+    """One row per person: signal counts in ``window``'s weeks, whether they engaged and are counted
+    in a rate (the one definition), and their last engagement."""
     scope = subtree_select(team_root) if team_root is not None else None
-    rows = engagement(session, since, datetime.max.replace(tzinfo=UTC), scope, new_hire_days=new_hire_days,
-                      active_only=False, as_of=now)
+    rows = engagement(session, window, scope, new_hire_days=new_hire_days, active_only=False, as_of=now)
     emails = dict(session.execute(select(Person.id, Person.email)).tuples().all())
     return [
         {"email": r.email, "name": r.name, "role": r.role, "supervisor_email": emails.get(r.supervisor_id, ""),

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, false, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from service.weeks import week_key
+from service.weeks import week_bounds, week_key
 from service.models import (
     Acknowledgement,
     Delivery,
     DeliveryItem,
     EngagementEvent,
+    EngagementWeek,
     Escalation,
     Notice,
     Person,
@@ -23,7 +24,7 @@ from service.models import (
     Tip,
     UTCDateTime,
 )
-from service.engagement import SIGNAL_KINDS, Rate, engaging, is_engaged, is_on_leave, is_reachable
+from service.engagement import Rate, is_engaged, is_on_leave, is_reachable
 
 
 @dataclass
@@ -179,33 +180,45 @@ def subtree(session: Session, root_id: int) -> list[int]:
     return list(session.scalars(subtree_select(root_id)))
 
 
-def _count(condition) -> object:
-    return func.sum(case((condition, 1), else_=0))
+@dataclass(frozen=True)
+class Window:
+    """Whole ISO weeks, ``first`` to ``last``, and the moments they span in a report's timezone:
+    reports read the weekly roll-up, so a window is made of weeks."""
+
+    first: str
+    last: str
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def week(cls, key: str, zone: ZoneInfo) -> Window:
+        return cls(key, key, *week_bounds(key, zone))
+
+    @classmethod
+    def since(cls, day: date, zone: ZoneInfo) -> Window:
+        """From the week of ``day`` on (its Monday), with no end."""
+        key = week_key(day)
+        return cls(key, LAST_WEEK, week_bounds(key, zone)[0], datetime.max.replace(tzinfo=UTC))
+
+
+LAST_WEEK = "9999-W52"
 
 
 def engagement(
-    session: Session, start: datetime, end: datetime, person_ids=None, *, new_hire_days: int,
+    session: Session, window: Window, person_ids=None, *, new_hire_days: int,
     active_only: bool = True, as_of: datetime | None = None,
 ) -> list[PersonEngagement]:
-    """Per person: signals between ``start`` and ``end`` by kind and machine/human, the last
-    engagement ever (kept on the person), whether they are reachable at ``end`` or ``as_of`` if
-    sooner (new hires are not yet), and flags. One grouped query over the window's events; nothing is loaded event
-    by event. Unsettled clicks are not counted yet, either way."""
-    e = EngagementEvent
-    counted = engaging(e)
-    window = (
-        select(
-            e.person_id.label("person_id"),
-            _count(e.is_machine.is_(False) & (e.kind == "open")).label("human_opens"),
-            _count(e.is_machine.is_(True) & (e.kind == "open")).label("machine_opens"),
-            _count(e.is_machine.is_(True) & e.settled.is_(True)).label("machine_signals"),
-            _count(counted & (e.kind == "click")).label("clicks"),
-            _count(counted & (e.kind == "ack")).label("acks"),
-            _count(counted & (e.kind == "canvas_read")).label("canvas_reads"),
-            func.max(case((e.is_machine.is_(False), e.at))).label("last_human_signal"),
-        )
-        .where(e.at >= start, e.at < end, e.kind.in_(SIGNAL_KINDS), *_scoped(e.person_id, person_ids))
-        .group_by(e.person_id)
+    """Per person: the window's signals by kind and machine/human (summed from the weekly
+    roll-up), the last engagement ever (kept on the person), whether they are reachable at the
+    window's end or ``as_of`` if sooner (new hires are not yet), and flags."""
+    w = EngagementWeek
+    sums = (
+        select(w.person_id.label("person_id"), func.sum(w.human_opens).label("human_opens"),
+               func.sum(w.machine_opens).label("machine_opens"), func.sum(w.machine_signals).label("machine_signals"),
+               func.sum(w.clicks).label("clicks"), func.sum(w.acks).label("acks"),
+               func.sum(w.canvas_reads).label("canvas_reads"), func.max(w.last_human_at).label("last_human_signal"))
+        .where(w.week.between(window.first, window.last), *_scoped(w.person_id, person_ids))
+        .group_by(w.person_id)
         .subquery()
     )
     escalated = (
@@ -215,14 +228,14 @@ def engagement(
     query = (
         select(
             Person.id, Person.email, Person.name, Person.role, Person.supervisor_id,
-            func.coalesce(window.c.human_opens, 0), func.coalesce(window.c.machine_opens, 0),
-            func.coalesce(window.c.machine_signals, 0),
-            func.coalesce(window.c.clicks, 0), func.coalesce(window.c.acks, 0),
-            func.coalesce(window.c.canvas_reads, 0), window.c.last_human_signal, Person.last_engaged_at,
+            func.coalesce(sums.c.human_opens, 0), func.coalesce(sums.c.machine_opens, 0),
+            func.coalesce(sums.c.machine_signals, 0),
+            func.coalesce(sums.c.clicks, 0), func.coalesce(sums.c.acks, 0),
+            func.coalesce(sums.c.canvas_reads, 0), sums.c.last_human_signal, Person.last_engaged_at,
             Person.undeliverable_since.is_not(None), escalated.c.person_id.is_not(None), Person.silent_digests,
             Person.active, Person.joined_at, Person.leave_until,
         )
-        .outerjoin(window, window.c.person_id == Person.id)
+        .outerjoin(sums, sums.c.person_id == Person.id)
         .outerjoin(escalated, escalated.c.person_id == Person.id)
         .order_by(Person.name)
     )
@@ -230,8 +243,8 @@ def engagement(
         query = query.where(Person.active.is_(True))
     query = query.where(*_scoped(Person.id, person_ids))
     found = []
-    moment = min(end, as_of or end)
-    leave_from = (as_of or start).date()  # on leave at some point in the window (or at ``as_of``)
+    moment = min(window.end, as_of or window.end)
+    leave_from = (as_of or window.start).date()  # on leave at some point in the window (or at ``as_of``)
     for *fields, active, joined_at, leave_until in session.execute(query):
         undeliverable = fields[-3]
         on_leave = is_on_leave(leave_until, leave_from)
@@ -283,52 +296,22 @@ def since_first_digest(points: list[TrendPoint]) -> list[TrendPoint]:
 def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids=None, *,
                  new_hire_days: int) -> list[TrendPoint]:
     """Per week: the reachable people who got that week's digest (active and deliverable now, past
-    the new-hire grace that week), and how many of them engaged that week (SQL)."""
+    the new-hire grace that week), and how many of them engaged that week (from the roll-up)."""
     if not weeks:
         return []
-
-    def bucket(column):
-        return case(*[((column >= start) & (column < end), index) for index, (_, start, end) in enumerate(weeks)],
-                    else_=None)
-
-    # reached in a week = got that week's digest (its period key): the unique key's index finds
-    # eight rows a person, where a sent_at range read all of their year
-    keys = [key for key, _, _ in weeks]
+    w = EngagementWeek
     hired_by = case({key: literal(end - timedelta(days=new_hire_days), UTCDateTime()) for key, _, end in weeks},
-                    value=Delivery.period_key)  # joined by then: past the grace at the week's end
-    reached_q = (
-        select(case({key: index for index, key in enumerate(keys)}, value=Delivery.period_key).label("w"),
-               Delivery.person_id.label("pid"))
-        .join(Person, Person.id == Delivery.person_id)
-        .where(Delivery.kind == "digest", Delivery.status == "sent", Delivery.period_key.in_(keys),
-               Person.active.is_(True), Person.undeliverable_since.is_(None),
-               Person.joined_at <= hired_by)
-    )
-    signal_q = (
-        select(bucket(EngagementEvent.at).label("w"), EngagementEvent.person_id.label("pid"))
-        .where(engaging(EngagementEvent), EngagementEvent.at >= weeks[0][1], EngagementEvent.at < weeks[-1][2])
-    )
-    if person_ids is not None:
-        reached_q = reached_q.where(Delivery.person_id.in_(person_ids))
-        signal_q = signal_q.where(EngagementEvent.person_id.in_(person_ids))
-    # distinct (week, person) pairs on each side first, then one hash join: joining raw rows
-    # made the planner loop over millions of events for a whole district
-    reached_sub, signal_sub = reached_q.distinct().subquery(), signal_q.distinct().subquery()
+                    value=w.week)  # joined by then: past the grace at the week's end
     counts = session.execute(
-        select(reached_sub.c.w, func.count(), func.count(signal_sub.c.pid))
-        .select_from(reached_sub.outerjoin(signal_sub, (reached_sub.c.pid == signal_sub.c.pid)
-                                           & (reached_sub.c.w == signal_sub.c.w)))
-        .group_by(reached_sub.c.w)
+        select(w.week, func.count(), func.sum(case((w.engaged, 1), else_=0)))
+        .join(Person, Person.id == w.person_id)
+        .where(w.week.in_([key for key, _, _ in weeks]), w.delivered.is_(True), Person.active.is_(True),
+               Person.undeliverable_since.is_(None), Person.joined_at <= hired_by, *_scoped(w.person_id, person_ids))
+        .group_by(w.week)
     ).tuples().all()
-    reached = {w: n for w, n, _ in counts}
-    engaged = {w: n for w, _, n in counts}
-    return [TrendPoint(label, int(engaged.get(i, 0)), int(reached.get(i, 0))) for i, (label, _, _) in enumerate(weeks)]
-
-
-def week_bounds(week: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
-    start = datetime.combine(monday, time(0), zone).astimezone(UTC)
-    return start, datetime.combine(monday + timedelta(days=7), time(0), zone).astimezone(UTC)
+    reached = {week: n for week, n, _ in counts}
+    engaged = {week: n for week, _, n in counts}
+    return [TrendPoint(key, int(engaged.get(key) or 0), int(reached.get(key, 0))) for key, _, _ in weeks]
 
 
 def last_weeks(week: str, count: int, zone: ZoneInfo) -> list[tuple[str, datetime, datetime]]:

@@ -18,7 +18,7 @@ from service.models import (
 from service.outbox import OutboxMessage, enqueue
 from service.reports.figures import (
     ATTENTION, STATUS_ORDER, PersonEngagement, engagement, last_weeks, notice_progress, overdue_notices, rate,
-    since_first_digest, subtree_select, week_bounds, weekly_trend,
+    since_first_digest, subtree_select, weekly_trend, Window,
 )
 
 
@@ -52,9 +52,8 @@ def reason_in_words(row: PersonEngagement, overdue: dict[int, list[tuple[str, da
 def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date, *,
                     new_hire_days: int) -> dict[str, object] | None:
     """What one supervisor's weekly summary says, or None when there is nothing to report."""
-    start, end = week_bounds(week, zone)
     scope = subtree_select(supervisor.id)
-    rows = engagement(session, start, end, scope, new_hire_days=new_hire_days)
+    rows = engagement(session, Window.week(week, zone), scope, new_hire_days=new_hire_days)
     if not rows:
         return None
     direct = [r for r in rows if r.supervisor_id == supervisor.id]

@@ -76,7 +76,8 @@ def _acknowledge(token: str, request: Request, email: str | None, web: Web) -> H
             web.deferred.add(partial(send_confirmation_link, email=normalize_email(email or ""), subject=subject,
                                      what=described, now=web.clock()))
             return page("ack_sent")  # the same answer, at once, whether the address is known or not
-        result = record_ack(session, delivery, subject, delivery.person_id, web.signal_of(request))
+        result = record_ack(session, delivery, subject, delivery.person_id, web.signal_of(request),
+                            default_zone=web.settings.timezone)
     if result.recorded:
         web.metrics.signals.labels("ack", "false").inc()
     return page("thanks", already=not result.recorded)

@@ -12,8 +12,7 @@ import secrets
 import threading
 from collections import deque
 import time as clock
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -74,9 +73,8 @@ def denied(web: Web, request: Request) -> Response | None:
     return None
 
 
-def this_week(web: Web) -> tuple[str, datetime, datetime]:
-    key = week_key(web.clock().astimezone(web.zone).date())
-    return (key, *reports.week_bounds(key, web.zone))
+def this_week(web: Web) -> reports.Window:
+    return reports.Window.week(week_key(web.clock().astimezone(web.zone).date()), web.zone)
 
 
 @router.get("/", include_in_schema=False)
@@ -163,7 +161,8 @@ def logout(request: Request, web: Web = Depends(current)) -> Response:
 def overview(request: Request, web: Web = Depends(current)) -> Response:
     if (stop := denied(web, request)) is not None:
         return stop
-    week, start, end = this_week(web)
+    window = this_week(web)
+    week, start, end = window.first, window.start, window.end
     with web.unit_of_work() as session:
         people = dict(session.execute(select(Person.active, func.count()).group_by(Person.active)).tuples().all())
         undeliverable = session.scalar(select(func.count()).select_from(Person).where(
@@ -176,7 +175,7 @@ def overview(request: Request, web: Web = Depends(current)) -> Response:
         trend = reports.since_first_digest(reports.weekly_trend(
             session, reports.last_weeks(week, 8, web.zone), None, new_hire_days=web.settings.new_hire_days))
         notices = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date())
-        rows = reports.engagement(session, start, end, new_hire_days=web.settings.new_hire_days)
+        rows = reports.engagement(session, window, new_hire_days=web.settings.new_hire_days)
     return page("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
                 undeliverable=undeliverable, by_status=by_status, notices=notices, rate=reports.rate(rows),
                 chart=trend_svg([p.label for p in trend], [p.rate for p in trend]), trend=trend)
@@ -186,9 +185,10 @@ def overview(request: Request, web: Web = Depends(current)) -> Response:
 def teams(request: Request, web: Web = Depends(current)) -> Response:
     if (stop := denied(web, request)) is not None:
         return stop
-    week, start, end = this_week(web)
+    window = this_week(web)
+    week = window.first
     with web.unit_of_work() as session:
-        rows = reports.engagement(session, start, end, new_hire_days=web.settings.new_hire_days)
+        rows = reports.engagement(session, window, new_hire_days=web.settings.new_hire_days)
     children: dict[int | None, list] = {}
     for row in rows:
         children.setdefault(row.supervisor_id, []).append(row)
@@ -223,12 +223,13 @@ def teams(request: Request, web: Web = Depends(current)) -> Response:
 def team(person_id: int, request: Request, web: Web = Depends(current)) -> Response:
     if (stop := denied(web, request)) is not None:
         return stop
-    week, start, end = this_week(web)
+    window = this_week(web)
+    week = window.first
     with web.unit_of_work() as session:
         lead = session.get(Person, person_id) if is_row_id(person_id) else None
         if lead is None:
             return page("admin_missing", 404, what="team")
-        rows = reports.engagement(session, start, end, reports.subtree_select(person_id),
+        rows = reports.engagement(session, window, reports.subtree_select(person_id),
                                   new_hire_days=web.settings.new_hire_days)
     return page("admin_team", week=week, lead=lead, rows=rows, rate=reports.rate(rows), zone=web.zone)
 
@@ -295,7 +296,7 @@ def export(name: str, request: Request, web: Web = Depends(current)) -> Response
         columns = reports.ENGAGEMENT_COLUMNS
 
         def rows(session: Session):
-            return reports.engagement_rows(session, datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC")), web.clock(),
+            return reports.engagement_rows(session, reports.Window.since(date(2000, 1, 3), web.zone), web.clock(),
                                            new_hire_days=web.settings.new_hire_days)
     elif name == "deliveries":
         columns = reports.DELIVERY_COLUMNS

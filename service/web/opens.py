@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import bulk_insert
 from service.models import Delivery, EngagementEvent, utcnow
 from service.engagement.rules import Rules, classify
-from service.engagement import OPEN, Signer, hash_ip
+from service.engagement import OPEN, Signer, hash_ip, weekly
 
 log = logging.getLogger(__name__)
 CACHE_LIMIT = 500_000
@@ -129,6 +129,7 @@ class OpenRecorder:
                              "ip_hash": p.ip_hash, "at": p.at})
             if rows:
                 bulk_insert(session, EngagementEvent.__table__, COLUMNS, rows)  # an open is not engagement
+                weekly.recount(session, [(row["person_id"], row["at"]) for row in rows], self.rules.timezone)
         if self.on_written is not None:
             self.on_written(rows)
         return len(rows)

@@ -36,9 +36,9 @@ def team_view(token: str, web: Web = Depends(current)) -> Response:
         if summary.created_at < now - timedelta(days=TEAM_LINK_DAYS):
             return page("team_expired", 410)
         week = week_key(now.astimezone(zone).date())
-        start, end = reports.week_bounds(week, zone)
         scope = reports.subtree_select(lead.id)
-        rows = reports.engagement(session, start, end, scope, new_hire_days=web.settings.new_hire_days)
+        rows = reports.engagement(session, reports.Window.week(week, zone), scope,
+                                  new_hire_days=web.settings.new_hire_days)
         trend = reports.since_first_digest(reports.weekly_trend(
             session, reports.last_weeks(week, 8, zone), scope, new_hire_days=web.settings.new_hire_days))
         notices = reports.notice_progress(session, scope, now.astimezone(zone).date())

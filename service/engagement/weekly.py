@@ -1,0 +1,151 @@
+"""The weekly roll-up: one row per person and ISO week, which every report reads.
+
+A district's year is millions of events; a report of a week, a team or a trend reads
+one row per person and week instead. A cell is the person's week in their own
+timezone (the week their digest is keyed by). It is never added to: whenever a path
+stores or settles a signal, the cells it falls in are recounted from the events
+(:func:`recount`), so a cell written incrementally is what a rebuild computes. A sent
+digest only marks its week delivered (:func:`note_delivered`). Pruned events leave their
+rows behind: :func:`rebuild` recounts only the weeks whose events are all still kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, case, exists, func, literal, or_, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.db import in_ids, is_postgres
+from service.engagement.aggregates import engaging
+from service.engagement.definition import OPEN, SIGNAL_KINDS
+from service.models import Delivery, EngagementEvent, EngagementWeek, Person
+from service.weeks import parse_week, week_bounds, week_key, zone_named
+
+CHUNK = 5000
+COUNTS = ("human_opens", "machine_opens", "machine_signals", "clicks", "acks", "canvas_reads", "answers")
+COLUMNS = ("person_id", "week", "delivered", *COUNTS, "last_human_at", "engaged")
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _upsert(session: Session):
+    return (postgresql.insert if is_postgres(session) else sqlite.insert)(EngagementWeek)
+
+
+def _week_sums(start: datetime, end: datetime, people) -> Select:
+    """Per person: the week's signals by kind, as the one definition counts them."""
+    e = EngagementEvent
+    settled_human = e.is_machine.is_(False) & e.settled.is_(True)
+    counted = engaging(e)
+    return (
+        select(e.person_id.label("pid"),
+               _count(settled_human & (e.kind == OPEN)).label("human_opens"),
+               _count(e.is_machine.is_(True) & (e.kind == OPEN)).label("machine_opens"),
+               _count(e.is_machine.is_(True) & e.settled.is_(True)).label("machine_signals"),
+               _count(counted & (e.kind == "click")).label("clicks"),
+               _count(counted & (e.kind == "ack")).label("acks"),
+               _count(counted & (e.kind == "canvas_read")).label("canvas_reads"),
+               _count(counted & (e.kind == "answer")).label("answers"),
+               func.max(case((settled_human, e.at))).label("last_human_at"))
+        .where(e.at >= start, e.at < end, e.kind.in_(SIGNAL_KINDS), people(e.person_id))
+        .group_by(e.person_id)
+    )
+
+
+def _recount(session: Session, week: str, zone: str, people) -> int:
+    """Write the cells of ``week`` (in timezone ``zone``) for the people ``people(column)`` selects:
+    every one with a signal, a sent digest or a row already (which may fall back to zero)."""
+    start, end = week_bounds(week, zone_named(zone))
+    sums = _week_sums(start, end, people).subquery()
+    delivered = exists().where(Delivery.person_id == Person.id, Delivery.kind == "digest",
+                               Delivery.period_key == week, Delivery.status == "sent")
+    stored = exists().where(EngagementWeek.person_id == Person.id, EngagementWeek.week == week)
+    counts = [func.coalesce(getattr(sums.c, name), 0) for name in COUNTS]
+    engaged = (counts[3] + counts[4] + counts[5] + counts[6]) > 0  # clicks, acks, canvas reads, answers
+    cells = (
+        select(Person.id, literal(week), delivered, *counts, sums.c.last_human_at, engaged)
+        .outerjoin(sums, sums.c.pid == Person.id)
+        .where(people(Person.id), or_(sums.c.pid.is_not(None), delivered, stored))
+    )
+    statement = _upsert(session).from_select(COLUMNS, cells)
+    statement = statement.on_conflict_do_update(
+        index_elements=["person_id", "week"],
+        set_={name: getattr(statement.excluded, name) for name in COLUMNS[2:]})
+    return session.execute(statement.execution_options(synchronize_session=False)).rowcount or 0
+
+
+def recount(session: Session, signals: Iterable[tuple[int | None, datetime]], default_zone: str) -> int:
+    """Recount the cells that signals (person, time) fall in, each in its person's timezone
+    (``default_zone`` for people who gave none). Returns how many cells were written."""
+    by_person: dict[int, set[datetime]] = {}
+    for person_id, at in signals:
+        if person_id is not None:
+            by_person.setdefault(person_id, set()).add(at)
+    if not by_person:
+        return 0
+    zones = dict(session.execute(select(Person.id, Person.timezone)
+                                 .where(in_ids(session, Person.id, sorted(by_person)))).tuples().all())
+    cells: dict[tuple[str, str], list[int]] = {}
+    for person_id, moments in by_person.items():
+        if person_id not in zones:
+            continue
+        zone = zones[person_id] or default_zone
+        for week in {week_key(at.astimezone(zone_named(zone)).date()) for at in moments}:
+            cells.setdefault((week, zone), []).append(person_id)
+    written = 0
+    for (week, zone), ids in sorted(cells.items()):
+        for start in range(0, len(ids), CHUNK):
+            chunk = sorted(ids[start:start + CHUNK])
+            written += _recount(session, week, zone, lambda column, chunk=chunk: in_ids(session, column, chunk))
+    return written
+
+
+def note_delivered(session: Session, digests: list[tuple[int, str]]) -> None:
+    """Sent digests (person, week key) mark their weeks delivered: what a recount would find."""
+    if not digests:
+        return
+    statement = _upsert(session)
+    statement = statement.on_conflict_do_update(index_elements=["person_id", "week"], set_={"delivered": true()})
+    session.execute(statement, [{"person_id": person_id, "week": week, "delivered": True,
+                                 **dict.fromkeys(COUNTS, 0), "last_human_at": None, "engaged": False}
+                                for person_id, week in sorted(set(digests))])
+
+
+def rebuild(session: Session, default_zone: str, now: datetime, retention_days: int) -> int:
+    """Recount every cell of the weeks whose events are all still kept (those that start after
+    the retention window's edge), up to the current week, in every timezone people have.
+    Returns how many cells were written."""
+    cutoff = now - timedelta(days=retention_days)
+    first_event = session.scalar(select(func.min(EngagementEvent.at)).where(EngagementEvent.at >= cutoff))
+    first_digest = session.scalar(select(func.min(Delivery.sent_at)).where(
+        Delivery.kind == "digest", Delivery.status == "sent", Delivery.sent_at >= cutoff))
+    last_event = session.scalar(select(func.max(EngagementEvent.at)))
+    starts = [at for at in (first_event, first_digest) if at is not None]
+    if not starts:
+        return 0
+    zone_of = func.coalesce(Person.timezone, default_zone)
+    written = 0
+    for zone in sorted(session.scalars(select(zone_of).distinct())):
+        local = zone_named(zone)
+        first = parse_week(week_key(min(starts).astimezone(local).date()))
+        last = parse_week(week_key(max(now, last_event or now).astimezone(local).date()))
+        monday = first
+        while monday <= last:
+            week = week_key(monday)
+            if week_bounds(week, local)[0] >= cutoff:
+                written += _recount(session, week, zone, lambda column, zone=zone: column.in_(
+                    select(Person.id).where(zone_of == zone)))
+            monday += timedelta(weeks=1)
+    return written
+
+
+def snapshot(session: Session) -> dict[tuple[int, str], tuple]:
+    """Every stored cell, for comparing an incremental state with a rebuilt one."""
+    return {(row[0], row[1]): tuple(row[2:]) for row in session.execute(
+        select(*[getattr(EngagementWeek, name) for name in COLUMNS])).tuples()}
+
