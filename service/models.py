@@ -201,6 +201,11 @@ class Notice(Base):
     policy_version: Mapped[PolicyVersion] = relationship()
 
 
+# a delivery the problems page lists: given up, in doubt, retried or with an error; literal SQL so
+# PostgreSQL matches the query to its partial index (a district's millions of rows have few problems)
+DELIVERY_PROBLEM = "status IN ('failed', 'unconfirmed') OR attempts > 1 OR last_error IS NOT NULL"
+
+
 class Delivery(Base):
     """The outbox: one row per person, kind, period and channel, so nothing is sent twice.
 
@@ -223,6 +228,8 @@ class Delivery(Base):
         Index("ix_deliveries_held", "person_id", postgresql_where=text("status = 'held'"),
               sqlite_where=text("status = 'held'")),
         Index("ix_deliveries_mail_day", "person_id", "mail_day"),
+        Index("ix_deliveries_problems", "id", postgresql_where=text(DELIVERY_PROBLEM),
+              sqlite_where=text(DELIVERY_PROBLEM)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, false, func, literal, or_, select
+from sqlalchemy import case, false, func, literal, select, text
 from sqlalchemy.orm import Session, aliased
 
 from service.weeks import week_bounds, week_key
+from service.models import DELIVERY_PROBLEM as PROBLEM_SQL
 from service.models import (
     Acknowledgement,
     Delivery,
@@ -376,6 +377,4 @@ def notice_progress(session: Session, person_ids, today: date) -> list[NoticePro
 
 
 ATTENTION = ("escalated", "no signal", "machine signals only", "undeliverable")
-# what the delivery-problems page lists: given up, in doubt, retried or with an error
-DELIVERY_PROBLEM = or_(Delivery.status.in_(("failed", "unconfirmed")), Delivery.attempts > 1,
-                       Delivery.last_error.is_not(None))
+DELIVERY_PROBLEM = text(f"({PROBLEM_SQL})")  # what the delivery-problems page lists (its partial index)
