@@ -26,6 +26,7 @@ from sqlalchemy import func, select, text  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
 from service.db import make_sessionmaker  # noqa: E402
+from service.engagement import weekly  # noqa: E402
 from service.weeks import SchoolCalendar  # noqa: E402
 from service.escalation import run_pass  # noqa: E402
 from service.models import Delivery, DeliveryItem, Escalation, EngagementEvent, Person  # noqa: E402
@@ -93,6 +94,12 @@ def build(engine, people: int, weeks: int, notice: bool = True, first_monday: da
                 GROUP BY d.person_id) d
             WHERE d.person_id = people.id"""))
         conn.execute(text("ANALYZE"))
+    with make_sessionmaker(engine)() as s, s.begin():  # the weekly roll-up, as `nudge engagement rebuild` makes it
+        began = time.perf_counter()
+        cells = weekly.rebuild(s, "America/Chicago", start + timedelta(weeks=weeks), retention_days=400)
+        print(f"weekly roll-up rebuilt: {cells} person-weeks in {time.perf_counter() - began:.1f} s", flush=True)
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE engagement_weeks"))
 
 
 def add_notice(conn, people: int, at: datetime, label: str, confirmed: str) -> None:

@@ -76,7 +76,7 @@ def _recount(session: Session, week: str, zone: str, people) -> int:
     statement = statement.on_conflict_do_update(
         index_elements=["person_id", "week"],
         set_={name: getattr(statement.excluded, name) for name in COLUMNS[2:]})
-    return session.execute(statement.execution_options(synchronize_session=False)).rowcount or 0
+    return session.connection().execute(statement).rowcount
 
 
 def recount(session: Session, signals: Iterable[tuple[int | None, datetime]], default_zone: str) -> int:

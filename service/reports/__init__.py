@@ -8,13 +8,13 @@ from service.reports.figures import (
 )
 from service.reports.summaries import SummaryResult, compose_summaries, summary_payload
 from service.reports.exports import (
-    DELIVERY_COLUMNS, ENGAGEMENT_COLUMNS, csv_chunks, delivery_rows, engagement_rows, notice_people, write_csv,
+    DELIVERY_COLUMNS, ENGAGEMENT_COLUMNS, csv_chunks, delivery_rows, engagement_rows, notice_counts, notice_people, write_csv,
 )
 
 __all__ = [
     "ATTENTION", "DELIVERY_COLUMNS", "DELIVERY_PROBLEM", "ENGAGEMENT_COLUMNS", "NoticeProgress",
     "PersonEngagement", "STATUS_ORDER", "Status", "SummaryResult", "TrendPoint", "compose_summaries",
-    "csv_chunks", "delivery_rows", "engagement", "engagement_rows", "last_weeks", "notice_people",
+    "csv_chunks", "delivery_rows", "engagement", "engagement_rows", "last_weeks", "notice_counts", "notice_people",
     "notice_progress", "rate", "since_first_digest", "status_summary", "subtree", "subtree_select", "summary_payload",
     "undeliverable_people", "week_bounds", "weekly_trend", "Window", "write_csv",
 ]

@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.models import (
@@ -99,15 +99,31 @@ def csv_chunks(rows: Iterable[dict[str, object]], columns: tuple[str, ...], ever
     yield out.getvalue()
 
 
-def notice_people(session: Session, notice_id: int) -> list[dict[str, object]]:
-    """Everyone a notice was sent to, and when each acknowledged (None: not yet)."""
+def _notice_audience(notice_id: int):
+    """The people a notice was sent to (each once)."""
+    return (select(Delivery.person_id).join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id)
+            .where(Delivery.kind == "notice", DeliveryItem.notice_id == notice_id))
+
+
+def notice_people(session: Session, notice_id: int, offset: int = 0, limit: int | None = None
+                  ) -> list[dict[str, object]]:
+    """The people a notice was sent to, by name (``limit`` of them from ``offset``: a district's
+    notice goes to 100,000), and when each acknowledged (None: not yet)."""
     acked = (select(Acknowledgement.person_id, Acknowledgement.at)
              .where(Acknowledgement.notice_id == notice_id).subquery())
     rows = session.execute(
         select(Person.id, Person.name, Person.email, acked.c.at)
-        .join(Delivery, Delivery.person_id == Person.id).join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id)
         .outerjoin(acked, acked.c.person_id == Person.id)
-        .where(Delivery.kind == "notice", DeliveryItem.notice_id == notice_id)
-        .distinct().order_by(Person.name)
+        .where(Person.id.in_(_notice_audience(notice_id)))
+        .order_by(Person.name, Person.id).offset(offset).limit(limit)
     ).all()
     return [{"id": i, "name": n, "email": e, "acknowledged_at": a} for i, n, e, a in rows]
+
+
+def notice_counts(session: Session, notice_id: int) -> tuple[int, int]:
+    """(people the notice was sent to, of them how many acknowledged), counted in SQL."""
+    audience = _notice_audience(notice_id).subquery()
+    sent = session.scalar(select(func.count(func.distinct(audience.c.person_id))))
+    acked = session.scalar(select(func.count()).select_from(Acknowledgement).where(
+        Acknowledgement.notice_id == notice_id, Acknowledgement.person_id.in_(select(audience.c.person_id))))
+    return int(sent or 0), int(acked or 0)

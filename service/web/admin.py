@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from service import reports
 from service.charts import trend_svg
 from service.models import AdminSession, Delivery, EngagementEvent, Notice, Person
-from service.web.context import Web, current, is_row_id
+from service.web.context import Paging, Web, current, is_row_id
 from service.web.context import private_page as page
 from service.weeks import week_key
 
@@ -271,11 +271,13 @@ def notice(notice_id: int, request: Request, web: Web = Depends(current)) -> Res
         found = session.get(Notice, notice_id) if is_row_id(notice_id) else None
         if found is None:
             return page("admin_missing", 404, what="notice")
-        people = reports.notice_people(session, notice_id)
+        sent, done = reports.notice_counts(session, notice_id)
+        paging = Paging.of(request.query_params.get("page"), sent)
+        people = reports.notice_people(session, notice_id, paging.offset, paging.size)
         title = f"{found.policy_version.policy.title} — version {found.policy_version.label}"
         due = found.due_on
-    return page("admin_notice", title=title, due=due, people=people, zone=web.zone,
-                done=sum(1 for p in people if p["acknowledged_at"]))
+    return page("admin_notice", title=title, due=due, people=people, zone=web.zone, done=done, sent=sent,
+                paging=paging)
 
 
 @router.get("/deliveries", response_class=HTMLResponse)

@@ -116,6 +116,37 @@ def current(request: Request) -> Web:
     return request.app.state.web
 
 
+@dataclass(frozen=True)
+class Paging:
+    """One page of a long list (a district's notice reaches 100,000 people): ``?page=N``."""
+
+    number: int
+    total: int
+    size: int = 200
+
+    @classmethod
+    def of(cls, requested: str | None, total: int, size: int = 200) -> Paging:
+        """The page asked for, kept within the list (anything but a page number is the first page)."""
+        last = max(1, -(-total // size))
+        number = int(requested) if requested and requested.isdigit() and len(requested) < 8 else 1
+        return cls(min(max(number, 1), last), total, size)
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+    @property
+    def last(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def shown(self) -> str:
+        """ "201–400 of 100,000" """
+        if not self.total:
+            return "0 of 0"
+        return f"{self.offset + 1:,}–{min(self.offset + self.size, self.total):,} of {self.total:,}"
+
+
 def page(name: str, status: int = 200, *, headers: dict[str, str] = NO_STORE, **context: object) -> HTMLResponse:
     html = template_env().get_template(f"web/{name}.html.j2").render(**context)
     return HTMLResponse(html, status_code=status, headers=headers)
