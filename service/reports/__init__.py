@@ -2,8 +2,8 @@
 (:mod:`.summaries`) and CSV exports (:mod:`.exports`)."""
 
 from service.reports.figures import (
-    ATTENTION, DELIVERY_PROBLEM, STATUS_ORDER, NoticeProgress, PersonEngagement, Status, TrendPoint, engagement,
-    last_weeks, notice_progress, rate, since_first_digest, status_summary, subtree, subtree_select, undeliverable_people,
+    ATTENTION, DELIVERY_PROBLEM, Tally, has_managers, tally, team_tallies, STATUS_ORDER, NoticeProgress, PersonEngagement, Status, TrendPoint, engagement,
+    last_weeks, notice_progress, since_first_digest, status_summary, subtree, subtree_select, team_of, undeliverable_people,
     week_bounds, weekly_trend, Window,
 )
 from service.reports.summaries import SummaryResult, compose_summaries, summary_payload
@@ -12,9 +12,10 @@ from service.reports.exports import (
 )
 
 __all__ = [
+    "Tally", "has_managers", "tally", "team_tallies",
     "ATTENTION", "DELIVERY_COLUMNS", "DELIVERY_PROBLEM", "ENGAGEMENT_COLUMNS", "NoticeProgress",
     "PersonEngagement", "STATUS_ORDER", "Status", "SummaryResult", "TrendPoint", "compose_summaries",
     "csv_chunks", "delivery_rows", "engagement", "engagement_rows", "last_weeks", "notice_counts", "notice_people",
-    "notice_progress", "rate", "since_first_digest", "status_summary", "subtree", "subtree_select", "summary_payload",
+    "notice_progress", "since_first_digest", "status_summary", "subtree", "subtree_select", "summary_payload", "team_of",
     "undeliverable_people", "week_bounds", "weekly_trend", "Window", "write_csv",
 ]

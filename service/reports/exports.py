@@ -16,7 +16,7 @@ from service.models import (
     DeliveryItem,
     Person,
 )
-from service.reports.figures import DELIVERY_PROBLEM, Window, engagement, subtree_select
+from service.reports.figures import DELIVERY_PROBLEM, Window, engagement, team_of
 
 
 ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "engaged", "reachable", "human_opens",
@@ -30,7 +30,7 @@ def engagement_rows(session: Session, window: Window, now: datetime, team_root: 
                     new_hire_days: int) -> list[dict[str, object]]:
     """One row per person: signal counts in ``window``'s weeks, whether they engaged and are counted
     in a rate (the one definition), and their last engagement."""
-    scope = subtree_select(team_root) if team_root is not None else None
+    scope = team_of(session, team_root) if team_root is not None else None
     rows = engagement(session, window, scope, new_hire_days=new_hire_days, active_only=False, as_of=now)
     emails = dict(session.execute(select(Person.id, Person.email)).tuples().all())
     return [

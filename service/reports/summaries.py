@@ -17,8 +17,8 @@ from service.models import (
 )
 from service.outbox import OutboxMessage, enqueue
 from service.reports.figures import (
-    ATTENTION, STATUS_ORDER, PersonEngagement, engagement, last_weeks, notice_progress, overdue_notices, rate,
-    since_first_digest, subtree_select, weekly_trend, Window,
+    ATTENTION, PersonEngagement, Window, engagement, has_managers, last_weeks, notice_progress, overdue_notices,
+    since_first_digest, tally, team_of, team_tallies, weekly_trend,
 )
 
 
@@ -52,55 +52,39 @@ def reason_in_words(row: PersonEngagement, overdue: dict[int, list[tuple[str, da
 def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date, *,
                     new_hire_days: int) -> dict[str, object] | None:
     """What one supervisor's weekly summary says, or None when there is nothing to report."""
-    scope = subtree_select(supervisor.id)
-    rows = engagement(session, Window.week(week, zone), scope, new_hire_days=new_hire_days)
-    if not rows:
+    scope = team_of(session, supervisor.id)
+    window = Window.week(week, zone)
+    everyone = tally(session, window, scope, new_hire_days=new_hire_days)
+    if not everyone.people:
         return None
-    direct = [r for r in rows if r.supervisor_id == supervisor.id]
-    managers = {r.supervisor_id for r in rows if r.supervisor_id != supervisor.id}
     notices = notice_progress(session, scope, today)
     trend = since_first_digest(weekly_trend(session, last_weeks(week, 8, zone), scope,
                                             new_hire_days=new_hire_days))
     if (not trend or trend[-1].reached == 0) and not notices:
         return None  # no tips went out to this team this week and nothing is pending
-    counted = rows if managers else direct
-    overdue = overdue_notices(session, scope, today)
+    rollup = has_managers(session, supervisor.id, scope)
+    listed = engagement(session, window, scope, new_hire_days=new_hire_days,
+                        statuses=ATTENTION if rollup else None)  # a manager of managers: who needs attention
+    overdue = overdue_notices(session, [r.id for r in listed], today)
     payload: dict[str, object] = {
         "week": week,
-        "rate": rate(counted).as_payload(),
+        "rate": everyone.rate.as_payload(),
         "trend": [{"week": p.week, "label": p.label, "engaged": p.engaged, "reached": p.reached} for p in trend],
         "notices": [{"policy": n.policy, "version": n.version, "due_on": n.due_on.isoformat(),
                      "acknowledged": n.acknowledged, "audience": n.audience} for n in notices],
-        "counts": {status: sum(r.status == status for r in counted) for status in STATUS_ORDER},
+        "counts": everyone.counts,
+        "people": [_display(r, zone, overdue) for r in listed],
+        "rollup": rollup,
     }
-    if managers:  # a manager of managers: one line per direct team, then who needs attention
-        boss = {r.id: r.supervisor_id for r in rows}
-        head_of: dict[int, int] = {r.id: r.id for r in direct}
-
-        def team_head(person_id: int) -> int | None:  # the direct report whose team someone is in (memoised)
-            path = []
-            while person_id not in head_of:
-                if person_id not in boss:  # the chain passes an inactive manager: no team line
-                    return None
-                path.append(person_id)
-                person_id = boss[person_id]
-            for step in path:
-                head_of[step] = head_of[person_id]
-            return head_of[person_id]
-
-        members: dict[int, list[PersonEngagement]] = {}
-        for r in rows:
-            if r.supervisor_id != supervisor.id and (head := team_head(r.id)) is not None:
-                members.setdefault(head, []).append(r)
-        teams = [{"name": "Your direct reports", "size": len(direct), "rate": rate(direct).as_payload()}]
-        teams += [{"name": head.name, "size": len(members[head.id]), "rate": rate(members[head.id]).as_payload()}
-                  for head in direct if head.id in members]
-        payload["teams"] = teams
-        payload["people"] = [_display(r, zone, overdue) for r in rows if r.status in ATTENTION]
-        payload["rollup"] = True
-    else:
-        payload["people"] = [_display(r, zone, overdue) for r in direct]
-        payload["rollup"] = False
+    if rollup:  # one line per direct team: the direct reports themselves, then each one's people
+        direct = session.execute(select(Person.id, Person.name).where(
+            Person.supervisor_id == supervisor.id, Person.active.is_(True)).order_by(Person.name, Person.id)).all()
+        ids = [person_id for person_id, _ in direct]
+        own = tally(session, window, ids, new_hire_days=new_hire_days)
+        below = team_tallies(session, window, scope, new_hire_days=new_hire_days)
+        payload["teams"] = [{"name": "Your direct reports", "size": own.people, "rate": own.rate.as_payload()}] + [
+            {"name": name, "size": below[person_id][0], "rate": below[person_id][1].as_payload()}
+            for person_id, name in direct if person_id in below]
     return payload
 
 

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
+from service.db import in_ids
 from sqlalchemy.orm import Session
 
 from service import reports
@@ -175,9 +176,9 @@ def overview(request: Request, web: Web = Depends(current)) -> Response:
         trend = reports.since_first_digest(reports.weekly_trend(
             session, reports.last_weeks(week, 8, web.zone), None, new_hire_days=web.settings.new_hire_days))
         notices = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date())
-        rows = reports.engagement(session, window, new_hire_days=web.settings.new_hire_days)
+        tally = reports.tally(session, window, new_hire_days=web.settings.new_hire_days)
     return page("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
-                undeliverable=undeliverable, by_status=by_status, notices=notices, rate=reports.rate(rows),
+                undeliverable=undeliverable, by_status=by_status, notices=notices, rate=tally.rate,
                 chart=trend_svg([p.label for p in trend], [p.rate for p in trend]), trend=trend)
 
 
@@ -188,34 +189,18 @@ def teams(request: Request, web: Web = Depends(current)) -> Response:
     window = this_week(web)
     week = window.first
     with web.unit_of_work() as session:
-        rows = reports.engagement(session, window, new_hire_days=web.settings.new_hire_days)
+        tallies = reports.team_tallies(session, window, new_hire_days=web.settings.new_hire_days)
+        managers = session.execute(select(Person.id, Person.name, Person.supervisor_id)
+                                   .where(in_ids(session, Person.id, list(tallies))).order_by(Person.name)).all()
     children: dict[int | None, list] = {}
-    for row in rows:
-        children.setdefault(row.supervisor_id, []).append(row)
-
-    def members(person_id: int) -> list:
-        found = []
-        for child in children.get(person_id, []):
-            found += [child, *members(child.id)]
-        return found
+    for manager in managers:  # a manager whose own manager has nobody active below is a root
+        children.setdefault(manager.supervisor_id if manager.supervisor_id in tallies else None, []).append(manager)
 
     def tree(parent: int | None) -> list[dict]:
-        nodes = []
-        for row in children.get(parent, []):
-            if row.id in children:
-                team = members(row.id)
-                nodes.append({"id": row.id, "name": row.name, "size": len(team), "rate": reports.rate(team),
-                              "children": tree(row.id)})
-        return nodes
+        return [{"id": m.id, "name": m.name, "size": tallies[m.id][0], "rate": tallies[m.id][1],
+                 "children": tree(m.id)} for m in children.get(parent, [])]
 
-    present = {row.id for row in rows}  # once: built per row, it made this page quadratic (hours at 100,000)
-    roots = [r for r in rows if r.supervisor_id is None or r.supervisor_id not in present]
-    forest = []
-    for root in roots:
-        if root.id in children:
-            team = members(root.id)
-            forest.append({"id": root.id, "name": root.name, "size": len(team), "rate": reports.rate(team),
-                           "children": tree(root.id)})
+    forest = tree(None)
     return page("admin_teams", week=week, forest=forest)
 
 
@@ -229,9 +214,12 @@ def team(person_id: int, request: Request, web: Web = Depends(current)) -> Respo
         lead = session.get(Person, person_id) if is_row_id(person_id) else None
         if lead is None:
             return page("admin_missing", 404, what="team")
-        rows = reports.engagement(session, window, reports.subtree_select(person_id),
-                                  new_hire_days=web.settings.new_hire_days)
-    return page("admin_team", week=week, lead=lead, rows=rows, rate=reports.rate(rows), zone=web.zone)
+        scope = reports.team_of(session, person_id)
+        tally = reports.tally(session, window, scope, new_hire_days=web.settings.new_hire_days)
+        paging = Paging.of(request.query_params.get("page"), tally.people)
+        rows = reports.engagement(session, window, scope, new_hire_days=web.settings.new_hire_days,
+                                  offset=paging.offset, limit=paging.size)
+    return page("admin_team", week=week, lead=lead, rows=rows, rate=tally.rate, zone=web.zone, paging=paging)
 
 
 @router.get("/people/{person_id}", response_class=HTMLResponse)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from service import reports
@@ -13,7 +13,7 @@ from service.charts import trend_svg
 from service.engagement import TEAM
 from service.models import Delivery, Person
 from service.weeks import week_key
-from service.web.context import Web, current
+from service.web.context import Paging, Web, current
 from service.web.context import private_page as page
 
 TEAM_LINK_DAYS = 35  # five weekly summaries: an old forwarded email stops showing names
@@ -23,7 +23,7 @@ router = APIRouter()
 
 
 @router.get("/team/{token}", response_class=HTMLResponse)
-def team_view(token: str, web: Web = Depends(current)) -> Response:
+def team_view(token: str, request: Request, web: Web = Depends(current)) -> Response:
     data = web.signer.verify(token)
     if data is None or data.kind != TEAM:
         return page("not_found", 404)
@@ -36,15 +36,20 @@ def team_view(token: str, web: Web = Depends(current)) -> Response:
         if summary.created_at < now - timedelta(days=TEAM_LINK_DAYS):
             return page("team_expired", 410)
         week = week_key(now.astimezone(zone).date())
-        scope = reports.subtree_select(lead.id)
-        rows = reports.engagement(session, reports.Window.week(week, zone), scope,
-                                  new_hire_days=web.settings.new_hire_days)
+        scope = reports.team_of(session, lead.id)
+        window = reports.Window.week(week, zone)
+        tally = reports.tally(session, window, scope, new_hire_days=web.settings.new_hire_days)
+        rollup = reports.has_managers(session, lead.id, scope)
+        statuses = reports.ATTENTION if rollup else None  # a manager of managers sees who needs a check-in
+        listed = sum(tally.counts[s] for s in statuses) if statuses else tally.people
+        paging = Paging.of(request.query_params.get("page"), listed)
+        rows = reports.engagement(session, window, scope, new_hire_days=web.settings.new_hire_days,
+                                  statuses=statuses, offset=paging.offset, limit=paging.size)
         trend = reports.since_first_digest(reports.weekly_trend(
             session, reports.last_weeks(week, 8, zone), scope, new_hire_days=web.settings.new_hire_days))
         notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
-    rollup = any(r.supervisor_id != lead.id for r in rows)
-    response = page("team_view", lead=lead, week=week, rate=reports.rate(rows), rollup=rollup, notices=notices,
-                    rows=[r for r in rows if r.status in reports.ATTENTION] if rollup else rows, zone=zone,
+    response = page("team_view", lead=lead, week=week, rate=tally.rate, rollup=rollup, notices=notices,
+                    rows=rows, zone=zone, paging=paging,
                     chart=trend_svg([p.label for p in trend], [p.rate for p in trend]))
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex"
