@@ -29,9 +29,8 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, fresh_database  # noqa: E402
+from common import ROOT, free_port, fresh_database, wait_for  # noqa: E402
 from escalation_scan import build  # noqa: E402
-from fanout import free_port, wait_for  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
 from service.db import make_engine, make_sessionmaker  # noqa: E402

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -32,7 +31,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, fresh_database, load_content  # noqa: E402
+from common import ROOT, free_port, fresh_database, load_content, wait_for  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
 from service.db import make_sessionmaker, refresh_statistics  # noqa: E402
@@ -71,21 +70,6 @@ def add_people(factory, count: int) -> None:
         if s.get_bind().dialect.name == "postgresql":
             s.execute(text("SELECT setval('people_id_seq', (SELECT max(id) FROM people))"))
         refresh_statistics(s, "people")  # as a roster import of this size does
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(port: int) -> None:
-    for _ in range(200):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit("the SendGrid double did not start")
 
 
 def own_render_rate(factory, settings, sample: int) -> float:

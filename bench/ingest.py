@@ -22,7 +22,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from sqlalchemy import func, select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, fresh_database, load_content  # noqa: E402
+from common import ROOT, free_port, fresh_database, load_content, wait_for  # noqa: E402
 from fanout import WEEK, add_people  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
@@ -66,22 +65,6 @@ request = function()
   return wrk.format("GET", paths[math.random(#paths)], {["User-Agent"] = agents[math.random(#agents)]})
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listening on {port}")
 
 
 def wrk(url: str, seconds: int, connections: int, script: Path, env: dict[str, str]) -> tuple[float, int]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, fresh_database, load_content  # noqa: E402
-from fanout import WEEK, add_people, free_port, wait_for  # noqa: E402
+from common import ROOT, free_port, fresh_database, load_content, wait_for  # noqa: E402
+from fanout import WEEK, add_people  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 

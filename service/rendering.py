@@ -276,7 +276,7 @@ class LetterRenderer:
 
     def render(self, delivery: Delivery) -> Message:
         person = delivery.person
-        name = first_name(person.name) if person else "there"
+        name = self._greeting_name(delivery)
         if delivery.kind in self.shared_kinds:
             skeleton, values = self._shared(delivery, name)
         else:
@@ -288,6 +288,11 @@ class LetterRenderer:
             to_name=person.name if person else "", skeleton=skeleton, values=values,
             custom_args={"delivery_id": str(delivery.id), "kind": delivery.kind},
         )
+
+    @staticmethod
+    def _greeting_name(delivery: Delivery) -> str:
+        """The reader's first name; "there" for an address outside the roster."""
+        return first_name(delivery.person.name) if delivery.person else "there"
 
     def _context(self, delivery: Delivery, name: str) -> dict[str, object]:
         context: dict[str, object] = {
@@ -306,8 +311,7 @@ class LetterRenderer:
 
     def part(self, delivery: Delivery) -> Part:
         """A held email rendered as a section of the email that carries it (no greeting, footer or pixel)."""
-        name = first_name(delivery.person.name) if delivery.person else "there"
-        context = self._context(delivery, name) | {"part": True, "pixel": None}
+        context = self._context(delivery, self._greeting_name(delivery)) | {"part": True, "pixel": None}
         env = template_env()
         html = env.get_template(f"email/{delivery.kind}.html.j2").render(context)
         text = env.get_template(f"email/{delivery.kind}.txt.j2").render(context)

@@ -204,7 +204,7 @@ def tell_admin(session: Session, admin_email: str | None, slug: str, result: Ver
     subject = f"Tips to review after {result.version.policy.title} version {result.version.label}: " \
               f"{suspended} suspended, {released} sendable again"
     return bool(enqueue(session, [OutboxMessage(REVIEW, f"{slug}:{result.version.label}", now,
-                                                recipient=f"admin:{admin_email}", subject=subject[:300],
+                                                recipient=f"admin:{admin_email}", subject=subject,
                                                 payload={"to_email": admin_email, "tips": tips,
                                                          "policy": result.version.policy.title,
                                                          "version": result.version.label})]))

@@ -101,7 +101,7 @@ def send_confirmation_link(session: Session, email: str, subject: str, what: str
         return False
     return bool(enqueue(session, [OutboxMessage(
         CONFIRM, f"{subject}:{now.date().isoformat()}", now, person_id=person_id,
-        subject=f"Confirm you have read: {what}"[:300], payload={"ack_subject": subject, "what": what})]))
+        subject=f"Confirm you have read: {what}", payload={"ack_subject": subject, "what": what})]))
 
 
 def prune(session: Session, now: datetime, retention_days: int) -> int:

@@ -36,6 +36,9 @@ class NoticeRef:
     notice_id: int
 
 
+SUBJECT_LIMIT = 300  # deliveries.subject
+
+
 @dataclass(frozen=True)
 class OutboxMessage:
     """One thing to send, to a person or to a recipient outside the roster ("course:101", "admin:a@b.org").
@@ -59,6 +62,8 @@ class OutboxMessage:
             raise ValueError("an outbox message goes to a person or to a recipient, not both or neither")
         if not all(isinstance(item, TipRef | NoticeRef) for item in self.items):
             raise TypeError("outbox items are TipRef or NoticeRef values")
+        if len(self.subject) > SUBJECT_LIMIT:  # the column's size; a cut subject says so
+            object.__setattr__(self, "subject", self.subject[:SUBJECT_LIMIT - 1] + "…")
 
     @property
     def key(self) -> tuple[object, str, str, str]:

@@ -65,10 +65,9 @@ def release(session: Session, ids: list[int], day: date, now: datetime) -> int:
 
 def bundle(session: Session, person_id: int, rows: list[HeldRow], day: date, now: datetime) -> int | None:
     """One "attention" email for the person's ``day`` carrying ``rows``; None if it exists already."""
-    subject = "For your attention: " + "; ".join(r.subject for r in rows)
     queued = enqueue(session, [OutboxMessage(
         ATTENTION, day.isoformat(), now, person_id=person_id, mail_day=day,
-        subject=subject if len(subject) <= 300 else subject[:299] + "…",
+        subject="For your attention: " + "; ".join(r.subject for r in rows),
         payload={"day": day.isoformat()},
     )])
     if not queued:
