@@ -20,7 +20,8 @@ SHORTENED = "nudge_busy_timeout_shortened"  # connection-record flag: restore th
 
 def make_engine(url: str, **kwargs: object) -> Engine:
     """Create an engine; SQLite gets foreign keys, a busy timeout and WAL; PostgreSQL runs without
-    JIT compilation (it spent 100-200 ms compiling each report query that then ran in less)."""
+    JIT compilation (it spent 100-200 ms compiling each report query that then ran in less) and
+    in UTC (psycopg then returns timestamps as aware UTC values: no conversion per value)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS}, **kwargs)
@@ -40,7 +41,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql" and "options" not in parsed.query:
-        kwargs["connect_args"] = {"options": "-c jit=off", **dict(kwargs.get("connect_args") or {})}
+        kwargs["connect_args"] = {"options": "-c jit=off -c timezone=UTC", **dict(kwargs.get("connect_args") or {})}
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
