@@ -235,6 +235,7 @@ class Delivery(Base):
         Index("ix_deliveries_mail_day", "person_id", "mail_day"),
         Index("ix_deliveries_problems", "id", postgresql_where=text(DELIVERY_PROBLEM),
               sqlite_where=text(DELIVERY_PROBLEM)),
+        Index("ix_deliveries_created_at", "created_at"),  # the overview's week of outbox rows
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -340,7 +341,8 @@ class EngagementWeek(Base):
 
     __tablename__ = "engagement_weeks"
     __table_args__ = (
-        Index("ix_engagement_weeks_week", "week", "person_id"),
+        # a week's trend reads this index alone (PostgreSQL), not 100,000 rows of the table
+        Index("ix_engagement_weeks_week", "week", "person_id", postgresql_include=["delivered", "engaged"]),
         CheckConstraint("engaged = (clicks + acks + canvas_reads + answers > 0)", name="engaged_by_definition"),
     )
 

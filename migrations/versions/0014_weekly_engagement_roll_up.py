@@ -84,7 +84,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_engagement_weeks_person_id_people')),
         sa.PrimaryKeyConstraint('person_id', 'week', name=op.f('pk_engagement_weeks')),
     )
-    op.create_index('ix_engagement_weeks_week', 'engagement_weeks', ['week', 'person_id'], unique=False)
+    op.create_index('ix_engagement_weeks_week', 'engagement_weeks', ['week', 'person_id'], unique=False,
+                    postgresql_include=['delivered', 'engaged'])
     bind = op.get_bind()
     sqlite = bind.dialect.name == "sqlite"
     first, last = bind.execute(sa.text("SELECT min(at), max(at) FROM engagement_events")).one()

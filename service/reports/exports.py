@@ -122,8 +122,9 @@ def notice_people(session: Session, notice_id: int, offset: int = 0, limit: int 
 
 def notice_counts(session: Session, notice_id: int) -> tuple[int, int]:
     """(people the notice was sent to, of them how many acknowledged), counted in SQL."""
-    audience = _notice_audience(notice_id).subquery()
-    sent = session.scalar(select(func.count(func.distinct(audience.c.person_id))))
-    acked = session.scalar(select(func.count()).select_from(Acknowledgement).where(
-        Acknowledgement.notice_id == notice_id, Acknowledgement.person_id.in_(select(audience.c.person_id))))
-    return int(sent or 0), int(acked or 0)
+    audience = _notice_audience(notice_id).distinct().subquery()
+    acked = select(Acknowledgement.person_id).where(Acknowledgement.notice_id == notice_id).subquery()
+    sent, confirmed = session.execute(  # one pass, joined by hash (the planner looped 100,000 times)
+        select(func.count(), func.count(acked.c.person_id))
+        .select_from(audience.outerjoin(acked, acked.c.person_id == audience.c.person_id))).one()
+    return int(sent), int(confirmed)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, false, func, literal, select, text
+from sqlalchemy import case, false, func, literal, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from service.db import in_ids, is_postgres
@@ -356,22 +356,30 @@ def since_first_digest(points: list[TrendPoint]) -> list[TrendPoint]:
 def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], person_ids=None, *,
                  new_hire_days: int) -> list[TrendPoint]:
     """Per week: the reachable people who got that week's digest (active and deliverable now, past
-    the new-hire grace that week), and how many of them engaged that week (from the roll-up)."""
+    the new-hire grace that week), and how many of them engaged that week (from the roll-up).
+
+    Counted as everyone who got it, less the few who are not counted: the first count reads the
+    week index alone, the second starts from the people (joining a district's people to its
+    800,000 person-weeks took most of the time)."""
     if not weeks:
         return []
     w = EngagementWeek
     hired_by = case({key: literal(end - timedelta(days=new_hire_days), UTCDateTime()) for key, _, end in weeks},
                     value=w.week)  # joined by then: past the grace at the week's end
-    counts = session.execute(
-        select(w.week, func.count(), func.sum(case((w.engaged, 1), else_=0)))
-        .join(Person, Person.id == w.person_id)
-        .where(w.week.in_([key for key, _, _ in weeks]), w.delivered.is_(True), Person.active.is_(True),
-               Person.undeliverable_since.is_(None), Person.joined_at <= hired_by, *_scoped(session, w.person_id, person_ids))
-        .group_by(w.week)
+    got_it = [w.week.in_([key for key, _, _ in weeks]), w.delivered.is_(True), *_scoped(session, w.person_id, person_ids)]
+    counts = select(w.week, func.count(), _count(w.engaged)).group_by(w.week)
+    everyone = session.execute(counts.where(*got_it)).tuples().all()
+    newest = max(end for _, _, end in weeks) - timedelta(days=new_hire_days)
+    left_out = session.execute(counts.join(Person, Person.id == w.person_id).where(
+        *got_it, or_(Person.active.is_(False), Person.undeliverable_since.is_not(None), Person.joined_at > newest),
+        or_(Person.active.is_(False), Person.undeliverable_since.is_not(None), Person.joined_at > hired_by))
     ).tuples().all()
-    reached = {week: n for week, n, _ in counts}
-    engaged = {week: n for week, _, n in counts}
-    return [TrendPoint(key, int(engaged.get(key) or 0), int(reached.get(key, 0))) for key, _, _ in weeks]
+    reached = {week: n for week, n, _ in everyone}
+    engaged = {week: int(n or 0) for week, _, n in everyone}
+    for week, n, e in left_out:
+        reached[week] -= n
+        engaged[week] -= int(e or 0)
+    return [TrendPoint(key, engaged.get(key, 0), reached.get(key, 0)) for key, _, _ in weeks]
 
 
 def last_weeks(week: str, count: int, zone: ZoneInfo) -> list[tuple[str, datetime, datetime]]:

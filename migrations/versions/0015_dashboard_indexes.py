@@ -1,4 +1,5 @@
-"""A partial index of the deliveries the problems page lists (a district has millions, few with problems)
+"""Indexes the dashboard needs at district scale: a partial index of the deliveries the problems page
+lists (a district has millions, few with problems) and the rows' creation time (the overview's week)
 
 Revision ID: 0015
 Revises: 0014
@@ -20,7 +21,9 @@ PROBLEM = "status IN ('failed', 'unconfirmed') OR attempts > 1 OR last_error IS 
 def upgrade() -> None:
     op.create_index('ix_deliveries_problems', 'deliveries', ['id'], unique=False,
                     postgresql_where=sa.text(PROBLEM), sqlite_where=sa.text(PROBLEM))
+    op.create_index('ix_deliveries_created_at', 'deliveries', ['created_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_deliveries_created_at', table_name='deliveries')
     op.drop_index('ix_deliveries_problems', table_name='deliveries')
