@@ -74,6 +74,7 @@ class Person(Base):
     """An employee. Never deleted: a person missing from the roster is deactivated."""
 
     __tablename__ = "people"
+    __table_args__ = (Index("ix_people_name", "name", "id"),)  # pages list people by name, 200 at a time
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
@@ -104,6 +105,17 @@ class Person(Base):
 
     supervisor: Mapped[Person | None] = relationship(remote_side=[id], back_populates="reports")
     reports: Mapped[list[Person]] = relationship(back_populates="supervisor")
+
+
+class PersonAncestor(Base):
+    """Who is below whom, every level: a team of any size is one indexed lookup for the reports
+    (the planner misjudged a recursive query by 100x). Rebuilt by each roster import, the only
+    writer of ``supervisor_id`` (:func:`service.roster.rebuild_lineage`)."""
+
+    __tablename__ = "people_ancestors"
+
+    ancestor_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True, index=True)
 
 
 class Policy(Base):

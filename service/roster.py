@@ -11,12 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session, aliased
 
 from service.db import BULK_ROWS, refresh_statistics
 from service.errors import InputErrors
-from service.models import Person, utcnow
+from service.models import Person, PersonAncestor, utcnow
 from service.inputs import checked_email, field_problem, normalize_email, read_text, whole_number
 
 
@@ -247,9 +247,20 @@ def import_roster(
         sup = people.get(row.supervisor_email) if row.supervisor_email else None
         person.supervisor_id = sup.id if sup else None
     session.flush()
+    rebuild_lineage(session)
     if len(plan.created) + len(plan.updated) >= BULK_ROWS:
         refresh_statistics(session, "people")
     return plan
+
+
+def rebuild_lineage(session: Session) -> None:
+    """Write who is below whom (``people_ancestors``) from the supervisors, all levels, in SQL."""
+    session.execute(delete(PersonAncestor))
+    below = select(Person.supervisor_id.label("ancestor_id"), Person.id.label("person_id")) \
+        .where(Person.supervisor_id.is_not(None)).cte("below", recursive=True)
+    step = aliased(Person)
+    below = below.union(select(below.c.ancestor_id, step.id).join(step, step.supervisor_id == below.c.person_id))
+    session.execute(insert(PersonAncestor).from_select(["ancestor_id", "person_id"], select(below)))
 
 
 def clear_undeliverable(session: Session, email: str) -> bool:

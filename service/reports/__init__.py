@@ -3,7 +3,7 @@
 
 from service.reports.figures import (
     ATTENTION, DELIVERY_PROBLEM, Tally, has_managers, tally, team_tallies, STATUS_ORDER, NoticeProgress, PersonEngagement, Status, TrendPoint, engagement,
-    last_weeks, notice_progress, since_first_digest, status_summary, subtree, subtree_select, team_of, undeliverable_people,
+    last_weeks, notice_progress, since_first_digest, status_summary, subtree, team_of, undeliverable_people,
     week_bounds, weekly_trend, Window,
 )
 from service.reports.summaries import SummaryResult, compose_summaries, summary_payload
@@ -16,6 +16,6 @@ __all__ = [
     "ATTENTION", "DELIVERY_COLUMNS", "DELIVERY_PROBLEM", "ENGAGEMENT_COLUMNS", "NoticeProgress",
     "PersonEngagement", "STATUS_ORDER", "Status", "SummaryResult", "TrendPoint", "compose_summaries",
     "csv_chunks", "delivery_rows", "engagement", "engagement_rows", "last_weeks", "notice_counts", "notice_people",
-    "notice_progress", "since_first_digest", "status_summary", "subtree", "subtree_select", "summary_payload", "team_of",
+    "notice_progress", "since_first_digest", "status_summary", "subtree", "summary_payload", "team_of",
     "undeliverable_people", "week_bounds", "weekly_trend", "Window", "write_csv",
 ]
