@@ -25,8 +25,9 @@ from common import fresh_database, load_content  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
 from service.config import load_settings  # noqa: E402
-from service.db import make_sessionmaker  # noqa: E402
+from service.db import make_engine, make_sessionmaker  # noqa: E402
 from service.engagement import weekly  # noqa: E402
+from service.roster import rebuild_lineage  # noqa: E402
 from service.weeks import SchoolCalendar  # noqa: E402
 from service.escalation import run_pass  # noqa: E402
 from service.models import Delivery, DeliveryItem, Escalation, EngagementEvent, Person  # noqa: E402
@@ -93,13 +94,16 @@ def build(engine, people: int, weeks: int, notice: bool = True, first_monday: da
                   AND (p.last_engaged_at IS NULL OR d.sent_at > p.last_engaged_at)
                 GROUP BY d.person_id) d
             WHERE d.person_id = people.id"""))
-        conn.execute(text("ANALYZE"))
+    with make_sessionmaker(engine)() as s, s.begin():  # who is below whom, as a roster import writes it
+        rebuild_lineage(s)
+    with engine.connect() as conn:  # a year-old district: autovacuum has run (index-only scans need it)
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
     with make_sessionmaker(engine)() as s, s.begin():  # the weekly roll-up, as `nudge engagement rebuild` makes it
         began = time.perf_counter()
         cells = weekly.rebuild(s, "America/Chicago", start + timedelta(weeks=weeks), retention_days=400)
         print(f"weekly roll-up rebuilt: {cells} person-weeks in {time.perf_counter() - began:.1f} s", flush=True)
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE engagement_weeks"))
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE engagement_weeks"))
 
 
 def add_notice(conn, people: int, at: datetime, label: str, confirmed: str) -> None:
@@ -143,10 +147,15 @@ def main() -> None:
     parser.add_argument("--weeks", type=int, default=52)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--no-notice", action="store_true", help="leave out the district-wide policy notice")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the district an earlier run built (its first pass is then recorded already)")
     args = parser.parse_args()
-    engine = fresh_database(args.database_url)
     began = time.perf_counter()
-    build(engine, args.people, args.weeks, notice=not args.no_notice)
+    if args.reuse:
+        engine = make_engine(args.database_url)
+    else:
+        engine = fresh_database(args.database_url)
+        build(engine, args.people, args.weeks, notice=not args.no_notice)
     built = time.perf_counter() - began
     factory = make_sessionmaker(engine)
     settings = load_settings(database_url=args.database_url, admin_email="admin@bench.org")

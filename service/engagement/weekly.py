@@ -57,7 +57,7 @@ def _week_sums(start: datetime, end: datetime, people) -> Select:
     )
 
 
-def _recount(session: Session, week: str, zone: str, people) -> int:
+def _recount(session: Session, week: str, zone: str, people) -> None:
     """Write the cells of ``week`` (in timezone ``zone``) for the people ``people(column)`` selects:
     every one with a signal, a sent digest or a row already (which may fall back to zero)."""
     start, end = week_bounds(week, zone_named(zone))
@@ -76,12 +76,12 @@ def _recount(session: Session, week: str, zone: str, people) -> int:
     statement = statement.on_conflict_do_update(
         index_elements=["person_id", "week"],
         set_={name: getattr(statement.excluded, name) for name in COLUMNS[2:]})
-    return session.connection().execute(statement).rowcount
+    session.connection().execute(statement)
 
 
 def recount(session: Session, signals: Iterable[tuple[int | None, datetime]], default_zone: str) -> int:
     """Recount the cells that signals (person, time) fall in, each in its person's timezone
-    (``default_zone`` for people who gave none). Returns how many cells were written."""
+    (``default_zone`` for people who gave none). Returns how many cells were recounted."""
     by_person: dict[int, set[datetime]] = {}
     for person_id, at in signals:
         if person_id is not None:
@@ -101,7 +101,8 @@ def recount(session: Session, signals: Iterable[tuple[int | None, datetime]], de
     for (week, zone), ids in sorted(cells.items()):
         for start in range(0, len(ids), CHUNK):
             chunk = sorted(ids[start:start + CHUNK])
-            written += _recount(session, week, zone, lambda column, chunk=chunk: in_ids(session, column, chunk))
+            _recount(session, week, zone, lambda column, chunk=chunk: in_ids(session, column, chunk))
+            written += len(chunk)
     return written
 
 
@@ -119,7 +120,7 @@ def note_delivered(session: Session, digests: list[tuple[int, str]]) -> None:
 def rebuild(session: Session, default_zone: str, now: datetime, retention_days: int) -> int:
     """Recount every cell of the weeks whose events are all still kept (those that start after
     the retention window's edge), up to the current week, in every timezone people have.
-    Returns how many cells were written."""
+    Returns how many cells those weeks hold now."""
     cutoff = now - timedelta(days=retention_days)
     first_event = session.scalar(select(func.min(EngagementEvent.at)).where(EngagementEvent.at >= cutoff))
     first_digest = session.scalar(select(func.min(Delivery.sent_at)).where(
@@ -129,7 +130,7 @@ def rebuild(session: Session, default_zone: str, now: datetime, retention_days: 
     if not starts:
         return 0
     zone_of = func.coalesce(Person.timezone, default_zone)
-    written = 0
+    recounted: set[str] = set()
     for zone in sorted(session.scalars(select(zone_of).distinct())):
         local = zone_named(zone)
         first = parse_week(week_key(min(starts).astimezone(local).date()))
@@ -138,10 +139,12 @@ def rebuild(session: Session, default_zone: str, now: datetime, retention_days: 
         while monday <= last:
             week = week_key(monday)
             if week_bounds(week, local)[0] >= cutoff:
-                written += _recount(session, week, zone, lambda column, zone=zone: column.in_(
+                _recount(session, week, zone, lambda column, zone=zone: column.in_(
                     select(Person.id).where(zone_of == zone)))
+                recounted.add(week)
             monday += timedelta(weeks=1)
-    return written
+    return session.scalar(select(func.count()).select_from(EngagementWeek).where(
+        EngagementWeek.week.in_(recounted))) if recounted else 0
 
 
 def snapshot(session: Session) -> dict[tuple[int, str], tuple]:
