@@ -88,8 +88,12 @@ def recount(session: Session, signals: Iterable[tuple[int | None, datetime]], de
             by_person.setdefault(person_id, set()).add(at)
     if not by_person:
         return 0
+    # the people are locked first, in id order: two writers recounting one person's week take turns,
+    # so the second counts the first's events (read committed: each statement sees what is
+    # committed when it starts), and no two writers lock in opposite orders (they deadlocked)
     zones = dict(session.execute(select(Person.id, Person.timezone)
-                                 .where(in_ids(session, Person.id, sorted(by_person)))).tuples().all())
+                                 .where(in_ids(session, Person.id, sorted(by_person))).order_by(Person.id)
+                                 .with_for_update(key_share=True)).tuples().all())
     cells: dict[tuple[str, str], list[int]] = {}
     for person_id, moments in by_person.items():
         if person_id not in zones:

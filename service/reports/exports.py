@@ -30,7 +30,7 @@ def engagement_rows(session: Session, window: Window, now: datetime, team_root: 
                     new_hire_days: int) -> list[dict[str, object]]:
     """One row per person: signal counts in ``window``'s weeks, whether they engaged and are counted
     in a rate (the one definition), and their last engagement."""
-    scope = team_of(team_root) if team_root is not None else None
+    scope = team_of(session, team_root) if team_root is not None else None
     rows = engagement(session, window, scope, new_hire_days=new_hire_days, active_only=False, as_of=now)
     emails = dict(session.execute(select(Person.id, Person.email)).tuples().all())
     return [

@@ -52,7 +52,7 @@ def reason_in_words(row: PersonEngagement, overdue: dict[int, list[tuple[str, da
 def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date, *,
                     new_hire_days: int) -> dict[str, object] | None:
     """What one supervisor's weekly summary says, or None when there is nothing to report."""
-    scope = team_of(supervisor.id)
+    scope = team_of(session, supervisor.id)
     window = Window.week(week, zone)
     everyone = tally(session, window, scope, new_hire_days=new_hire_days)
     if not everyone.people:

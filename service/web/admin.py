@@ -214,7 +214,7 @@ def team(person_id: int, request: Request, web: Web = Depends(current)) -> Respo
         lead = session.get(Person, person_id) if is_row_id(person_id) else None
         if lead is None:
             return page("admin_missing", 404, what="team")
-        scope = reports.team_of(person_id)
+        scope = reports.team_of(session, person_id)
         tally = reports.tally(session, window, scope, new_hire_days=web.settings.new_hire_days)
         paging = Paging.of(request.query_params.get("page"), tally.people)
         rows = reports.engagement(session, window, scope, new_hire_days=web.settings.new_hire_days,

@@ -36,7 +36,7 @@ def team_view(token: str, request: Request, web: Web = Depends(current)) -> Resp
         if summary.created_at < now - timedelta(days=TEAM_LINK_DAYS):
             return page("team_expired", 410)
         week = week_key(now.astimezone(zone).date())
-        scope = reports.team_of(lead.id)
+        scope = reports.team_of(session, lead.id)
         window = reports.Window.week(week, zone)
         tally = reports.tally(session, window, scope, new_hire_days=web.settings.new_hire_days)
         rollup = reports.has_managers(session, lead.id, scope)
