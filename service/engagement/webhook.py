@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from service.db import insert_ignore
 from service.models import MAX_ROW_ID, Delivery, EngagementEvent, Person
-from service.engagement.definition import SIGNAL_KINDS
+from service.engagement.definition import OPEN
 from service.engagement.rules import Rules, classify
-from service.engagement.weekly import recount
+from service.engagement.weekly import add_opens
 
 STORED_EVENTS = {"processed", "delivered", "deferred", "bounce", "dropped", "spamreport", "open", "click"}
 UNDELIVERABLE_EVENTS = {"dropped", "spamreport"}
@@ -156,8 +156,8 @@ def ingest(session: Session, rules: Rules, body: bytes, now: datetime) -> Ingest
         key = (row["kind"], row["is_machine"])
         result.by_type[key] = result.by_type.get(key, 0) + 1
         _follow_delivery_state(session, row, now)
-    recount(session, [(row["person_id"], row["at"]) for row in stored
-                      if row["kind"] in SIGNAL_KINDS and row["settled"]], rules.timezone)
+    add_opens(session, [(row["person_id"], row["at"], row["is_machine"]) for row in stored if row["kind"] == OPEN],
+              rules.timezone)  # the other signals it stores are clicks, which count once settled
     return result
 
 

@@ -71,12 +71,55 @@ def _recount(session: Session, week: str, zone: str, people) -> None:
         select(Person.id, literal(week), delivered, *counts, sums.c.last_human_at, engaged)
         .outerjoin(sums, sums.c.pid == Person.id)
         .where(people(Person.id), or_(sums.c.pid.is_not(None), delivered, stored))
+        .order_by(Person.id)  # cells locked in person order, as every writer of them does
     )
     statement = _upsert(session).from_select(COLUMNS, cells)
     statement = statement.on_conflict_do_update(
         index_elements=["person_id", "week"],
         set_={name: getattr(statement.excluded, name) for name in COLUMNS[2:]})
     session.connection().execute(statement)
+
+
+def _lock(session: Session, people: Iterable[int], *, share: bool) -> dict[int, str | None]:
+    """Lock the people whose weeks are written, in id order, and give their timezones. A recount
+    locks exclusively: two recounts of a person take turns, so the second counts the first's
+    events (read committed: each statement sees what is committed when it starts). Adding opens
+    shares the lock: adders never wait for each other, and a recount never overwrites an addition
+    it could not see. One order for everyone: writers locking in opposite orders deadlocked."""
+    return dict(session.execute(
+        select(Person.id, Person.timezone).where(in_ids(session, Person.id, sorted(people))).order_by(Person.id)
+        .with_for_update(read=share, key_share=not share)).tuples().all())
+
+
+def add_opens(session: Session, opens: Iterable[tuple[int | None, datetime, bool]], default_zone: str) -> None:
+    """Opens (person, time, machine?) just stored are added to their cells: an open is judged when
+    it arrives and never again, so adding is what a recount would find, without reading the week's
+    events again (the pixel writes thousands a second)."""
+    opens = [o for o in opens if o[0] is not None]
+    if not opens:
+        return
+    zones = _lock(session, {person_id for person_id, _, _ in opens}, share=True)
+    cells: dict[tuple[int, str], list] = {}  # human, machine, last human open
+    for person_id, at, machine in opens:
+        if person_id in zones:
+            zone = zones[person_id] or default_zone
+            cell = cells.setdefault((person_id, week_key(at.astimezone(zone_named(zone)).date())), [0, 0, None])
+            cell[1 if machine else 0] += 1
+            if not machine and (cell[2] is None or at > cell[2]):
+                cell[2] = at
+    t = EngagementWeek
+    statement = _upsert(session)
+    new = statement.excluded
+    statement = statement.on_conflict_do_update(index_elements=["person_id", "week"], set_={
+        "human_opens": t.human_opens + new.human_opens, "machine_opens": t.machine_opens + new.machine_opens,
+        "machine_signals": t.machine_signals + new.machine_signals,
+        "last_human_at": case((t.last_human_at.is_(None), new.last_human_at),
+                              (new.last_human_at > t.last_human_at, new.last_human_at), else_=t.last_human_at)})
+    session.execute(statement, [
+        {"person_id": person_id, "week": week, "delivered": False, **dict.fromkeys(COUNTS, 0),
+         "human_opens": human, "machine_opens": machine, "machine_signals": machine, "last_human_at": last,
+         "engaged": False}
+        for (person_id, week), (human, machine, last) in sorted(cells.items())])
 
 
 def recount(session: Session, signals: Iterable[tuple[int | None, datetime]], default_zone: str) -> int:
@@ -88,12 +131,7 @@ def recount(session: Session, signals: Iterable[tuple[int | None, datetime]], de
             by_person.setdefault(person_id, set()).add(at)
     if not by_person:
         return 0
-    # the people are locked first, in id order: two writers recounting one person's week take turns,
-    # so the second counts the first's events (read committed: each statement sees what is
-    # committed when it starts), and no two writers lock in opposite orders (they deadlocked)
-    zones = dict(session.execute(select(Person.id, Person.timezone)
-                                 .where(in_ids(session, Person.id, sorted(by_person))).order_by(Person.id)
-                                 .with_for_update(key_share=True)).tuples().all())
+    zones = _lock(session, by_person, share=False)
     cells: dict[tuple[str, str], list[int]] = {}
     for person_id, moments in by_person.items():
         if person_id not in zones:

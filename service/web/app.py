@@ -90,7 +90,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
     app.add_middleware(CrossOriginForms)
     app.add_middleware(SecurityHeaders)
     web.metrics.watch_database(factory, lambda: background.leader if background is not None else None)
-    web.metrics.watch_opens(lambda: len(opens.queue), lambda: opens.written)
+    web.metrics.watch_opens(lambda: opens.pending, lambda: opens.written)
     app.state.web, app.state.opens = web, opens  # the routes' context; the pixel's write queue (flushed by tests)
 
     def counted_open(valid: bool) -> None:

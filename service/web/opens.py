@@ -57,6 +57,12 @@ class OpenRecorder:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.written = 0
+        self._writing = 0  # the batch being written now: taken from the queue, not yet stored
+
+    @property
+    def pending(self) -> int:
+        """Opens answered and not yet stored: the queue and the batch being written."""
+        return len(self.queue) + self._writing
 
     def add(self, pending: PendingOpen) -> None:
         self.queue.append(pending)
@@ -90,11 +96,14 @@ class OpenRecorder:
                 batch.append(self.queue.popleft())
             if not batch:
                 return 0
+            self._writing = len(batch)
             try:
                 written = self._write(batch)
             except Exception:
                 self.queue.extendleft(reversed(batch))
                 raise
+            finally:
+                self._writing = 0
             self.written += written
             return written
 
@@ -129,7 +138,8 @@ class OpenRecorder:
                              "ip_hash": p.ip_hash, "at": p.at})
             if rows:
                 bulk_insert(session, EngagementEvent.__table__, COLUMNS, rows)  # an open is not engagement
-                weekly.recount(session, [(row["person_id"], row["at"]) for row in rows], self.rules.timezone)
+                weekly.add_opens(session, [(row["person_id"], row["at"], row["is_machine"]) for row in rows],
+                                 self.rules.timezone)
         if self.on_written is not None:
             self.on_written(rows)
         return len(rows)
