@@ -17,13 +17,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.db import bulk_insert
+from service.db import bulk_insert, in_ids
 from service.models import Delivery, EngagementEvent, utcnow
 from service.engagement.rules import Rules, classify
 from service.engagement import OPEN, Signer, hash_ip, weekly
 
 log = logging.getLogger(__name__)
 CACHE_LIMIT = 500_000
+BATCH = 5000  # opens a transaction: a backlog after a burst is written in pieces, never in one
 
 PIXEL = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
          b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
@@ -89,23 +90,22 @@ class OpenRecorder:
         self.flush()
 
     def flush(self) -> int:
-        """Write everything queued now; returns how many opens were written."""
+        """Write everything queued now, ``BATCH`` opens a transaction; returns how many were written."""
+        written = 0
         with self._lock:
-            batch: list[PendingOpen] = []
             while self.queue:
-                batch.append(self.queue.popleft())
-            if not batch:
-                return 0
-            self._writing = len(batch)
-            try:
-                written = self._write(batch)
-            except Exception:
-                self.queue.extendleft(reversed(batch))
-                raise
-            finally:
-                self._writing = 0
-            self.written += written
-            return written
+                batch = [self.queue.popleft() for _ in range(min(BATCH, len(self.queue)))]
+                self._writing = len(batch)
+                try:
+                    done = self._write(batch)
+                except Exception:
+                    self.queue.extendleft(reversed(batch))
+                    raise
+                finally:
+                    self._writing = 0
+                self.written += done
+                written += done
+        return written
 
     def _facts(self, session: Session, ids: set[int]) -> dict[int, tuple[int | None, datetime | None]]:
         """(person, sent_at) per delivery; a sent delivery's facts never change, so they are cached."""
@@ -115,7 +115,7 @@ class OpenRecorder:
             if len(self._sent) > CACHE_LIMIT:
                 self._sent.clear()
             for delivery_id, person_id, sent_at in session.execute(
-                select(Delivery.id, Delivery.person_id, Delivery.sent_at).where(Delivery.id.in_(missing))
+                select(Delivery.id, Delivery.person_id, Delivery.sent_at).where(in_ids(session, Delivery.id, missing))
             ):
                 facts[delivery_id] = (person_id, sent_at)
                 if sent_at is not None:
