@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, case, create_engine, event, func, text
+from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, case, create_engine, event, func, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -173,3 +173,12 @@ def copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: list
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """SQL: how many rows of a group meet ``condition``."""
+    return func.sum(case((condition, 1), else_=0))
+
+
+# written out, not a bound parameter, so the planner can use ix_deliveries_notice_person
+NOTICE_ROWS = literal_column("deliveries.kind") == literal_column("'notice'")

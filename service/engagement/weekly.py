@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, case, exists, func, literal, or_, select, true
+from sqlalchemy import Select, case, exists, func, literal, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.db import in_ids, is_postgres
+from service.db import count_where, in_ids, is_postgres
 from service.engagement.aggregates import engaging
 from service.engagement.definition import OPEN, SIGNAL_KINDS
 from service.models import Delivery, EngagementEvent, EngagementWeek, Person
@@ -27,10 +27,6 @@ from service.weeks import parse_week, week_bounds, week_key, zone_named
 CHUNK = 5000
 COUNTS = ("human_opens", "machine_opens", "machine_signals", "clicks", "acks", "canvas_reads", "answers")
 COLUMNS = ("person_id", "week", "delivered", *COUNTS, "last_human_at", "engaged")
-
-
-def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.sum(case((condition, 1), else_=0))
 
 
 def _upsert(session: Session):
@@ -44,13 +40,13 @@ def _week_sums(start: datetime, end: datetime, people) -> Select:
     counted = engaging(e)
     return (
         select(e.person_id.label("pid"),
-               _count(settled_human & (e.kind == OPEN)).label("human_opens"),
-               _count(e.is_machine.is_(True) & (e.kind == OPEN)).label("machine_opens"),
-               _count(e.is_machine.is_(True) & e.settled.is_(True)).label("machine_signals"),
-               _count(counted & (e.kind == "click")).label("clicks"),
-               _count(counted & (e.kind == "ack")).label("acks"),
-               _count(counted & (e.kind == "canvas_read")).label("canvas_reads"),
-               _count(counted & (e.kind == "answer")).label("answers"),
+               count_where(settled_human & (e.kind == OPEN)).label("human_opens"),
+               count_where(e.is_machine.is_(True) & (e.kind == OPEN)).label("machine_opens"),
+               count_where(e.is_machine.is_(True) & e.settled.is_(True)).label("machine_signals"),
+               count_where(counted & (e.kind == "click")).label("clicks"),
+               count_where(counted & (e.kind == "ack")).label("acks"),
+               count_where(counted & (e.kind == "canvas_read")).label("canvas_reads"),
+               count_where(counted & (e.kind == "answer")).label("answers"),
                func.max(case((settled_human, e.at))).label("last_human_at"))
         .where(e.at >= start, e.at < end, e.kind.in_(SIGNAL_KINDS), people(e.person_id))
         .group_by(e.person_id)

@@ -8,17 +8,15 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import exists, func, literal_column, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from service.db import in_ids
+from service.db import NOTICE_ROWS, in_ids
 from service.escalation.facts import (
     NEVER_ENGAGED, NOTICE_REASONS, NoticeFacts, Rung, StaffMember, State,
 )
 from service.models import Acknowledgement, Delivery, DeliveryItem, Escalation, Notice, Person, Policy, PolicyVersion
 
-# written out, not a bound parameter, so the planner can use ix_deliveries_notice_person
-NOTICE_ROWS = literal_column("deliveries.kind") == literal_column("'notice'")
 
 
 def load(session: Session, never_engaged_digests: int) -> State:

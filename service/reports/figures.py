@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, false, func, literal, literal_column, or_, select, text
+from sqlalchemy import case, false, func, literal, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
-from service.db import in_ids
+from service.db import NOTICE_ROWS, count_where, in_ids
 from service.weeks import week_bounds, week_key
 from service.models import DELIVERY_PROBLEM as PROBLEM_SQL
 from service.models import (
@@ -299,14 +299,10 @@ def tally(session: Session, window: Window, person_ids=None, *, new_hire_days: i
     """The rate (engaged of the reachable) and the count of each status of the active people."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=as_of)
     found = {status: (int(n), int(engaged or 0), int(reachable or 0)) for status, n, engaged, reachable in
-             session.execute(select(people.c.status, func.count(), _count(people.c.engaged & people.c.reachable),
-                                    _count(people.c.reachable)).group_by(people.c.status))}
+             session.execute(select(people.c.status, func.count(), count_where(people.c.engaged & people.c.reachable),
+                                    count_where(people.c.reachable)).group_by(people.c.status))}
     return Tally(Rate(sum(e for _, e, _ in found.values()), sum(r for _, _, r in found.values())),
                  {status: found.get(status, (0, 0, 0))[0] for status in STATUS_ORDER})
-
-
-def _count(condition) -> object:
-    return func.sum(case((condition, 1), else_=0))
 
 
 def team_tallies(session: Session, window: Window, person_ids=None, *, new_hire_days: int
@@ -318,8 +314,8 @@ def team_tallies(session: Session, window: Window, person_ids=None, *, new_hire_
     manager = aliased(Person)
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=None)
     return {head: (int(n), Rate(int(engaged or 0), int(reachable or 0))) for head, n, engaged, reachable in
-            session.execute(select(a.ancestor_id, func.count(), _count(people.c.engaged & people.c.reachable),
-                                   _count(people.c.reachable))
+            session.execute(select(a.ancestor_id, func.count(), count_where(people.c.engaged & people.c.reachable),
+                                   count_where(people.c.reachable))
                             .join(people, people.c.id == a.person_id).join(manager, manager.id == a.ancestor_id)
                             .where(manager.active.is_(True)).group_by(a.ancestor_id))}
 
@@ -374,7 +370,7 @@ def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], 
     hired_by = case({key: literal(end - timedelta(days=new_hire_days), UTCDateTime()) for key, _, end in weeks},
                     value=w.week)  # joined by then: past the grace at the week's end
     got_it = [w.week.in_([key for key, _, _ in weeks]), w.delivered.is_(True), *_scoped(session, w.person_id, person_ids)]
-    counts = select(w.week, func.count(), _count(w.engaged)).group_by(w.week)
+    counts = select(w.week, func.count(), count_where(w.engaged)).group_by(w.week)
     everyone = session.execute(counts.where(*got_it)).tuples().all()
     newest = max(end for _, _, end in weeks) - timedelta(days=new_hire_days)
     left_out = session.execute(counts.join(Person, Person.id == w.person_id).where(
@@ -450,10 +446,6 @@ def notice_progress(session: Session, person_ids, today: date) -> list[NoticePro
         .group_by(Acknowledgement.notice_id)).tuples().all())
     return [NoticeProgress(n.id, n.title, n.label, n.due_on, int(acked.get(n.id, 0)), int(sent[f"notice:{n.id}"]))
             for n in notices if sent.get(f"notice:{n.id}")]
-
-
-# written out, not a bound parameter, so the planner can use ix_deliveries_notice_person
-NOTICE_ROWS = literal_column("deliveries.kind") == literal_column("'notice'")
 
 
 ATTENTION = ("escalated", "no signal", "machine signals only", "undeliverable")
