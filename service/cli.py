@@ -231,6 +231,9 @@ def content_import(
     for path, result in zip(paths, results, strict=True):
         counts = ", ".join(f"{k} {v}" for k, v in result.counts().items())
         console.print(f"imported {path}: {counts}")
+        if any(result.question_counts().values()):
+            counts = ", ".join(f"{k} {v}" for k, v in result.question_counts().items())
+            console.print(f"  questions: {counts}")
         for warning in result.warnings:
             err_console.print(f"[yellow]warning:[/] {escape(str(path))}: {escape(warning)}", markup=True)
         _print_review(result.review)
@@ -239,17 +242,17 @@ def content_import(
 def _print_review(review: list[content.TipState]) -> None:
     """Tips that are not sent (held, suspended) or whose state just changed, with the reason;
     many tips for one reason (a pack loaded before its policy text) on one line."""
-    groups: dict[tuple[str, str, str], list[str]] = {}
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
     for tip in review:
-        groups.setdefault((tip.was, tip.state, tip.reason), []).append(tip.key)
-    for (was, state, reason), keys in groups.items():
+        groups.setdefault((tip.what, tip.was, tip.state, tip.reason), []).append(tip.key)
+    for (what, was, state, reason), keys in groups.items():
         change = f"{was} -> {state}" if was != state else state
         why = f" ({reason})" if reason else ""
         if len(keys) == 1:
-            console.print(f"  tip {keys[0]}: {change}{why}", markup=False)
+            console.print(f"  {what} {keys[0]}: {change}{why}", markup=False)
         else:
             shown = ", ".join(keys[:4]) + (", …" if len(keys) > 4 else "")
-            console.print(f"  {len(keys)} tips: {change}{why}: {shown}", markup=False)
+            console.print(f"  {len(keys)} {what}s: {change}{why}: {shown}", markup=False)
 
 
 @content_app.command("check")
@@ -259,14 +262,17 @@ def content_check(
     policy_files: Annotated[list[Path] | None, typer.Option(
         "--policy-file", help="A version of the policy text, oldest first (repeat); default: the stored versions.")] = None,
 ) -> None:
-    """Check that every tip quotes its section verbatim and cites only policies its section names,
+    """Check that every tip and question quotes its section verbatim and cites only policies its section names,
     against each version in turn; lists the tips each version holds or suspends. Writes nothing."""
     results = usecases.check_content(paths, policy_files or [], None if policy_files else runtime(ctx).sessions())
     for check in results:
-        console.print(f"{check.pack} against {check.policy} version {check.version}: {check.ok} tip(s) ok, "
-                      f"{len(check.held)} held, {len(check.suspended)} suspended", markup=False)
-        for key, why in check.held + check.suspended:
-            console.print(f"  tip {key}: {why}", markup=False)
+        tips, questions = check.tips, check.questions
+        console.print(f"{check.pack} against {check.policy} version {check.version}: {tips.ok} tip(s) ok, "
+                      f"{len(tips.held)} held, {len(tips.suspended)} suspended; {questions.ok} question(s) ok, "
+                      f"{len(questions.held)} held, {len(questions.suspended)} suspended", markup=False)
+        for what, judged in (("tip", tips), ("question", questions)):
+            for key, why in judged.held + judged.suspended:
+                console.print(f"  {what} {key}: {why}", markup=False)
 
 
 @content_app.command("review")

@@ -36,6 +36,10 @@ NAMING = {
 MAX_ROW_ID = 2**31 - 1  # ids are 32-bit integer columns: a larger number from outside names no row
 
 
+ONE_REFERENCE = ("(CASE WHEN tip_id IS NULL THEN 0 ELSE 1 END + CASE WHEN notice_id IS NULL THEN 0 ELSE 1 END"
+                 " + CASE WHEN question_id IS NULL THEN 0 ELSE 1 END) = 1")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -199,6 +203,39 @@ class Tip(Base):
         return "all" in self.audience or role in self.audience
 
 
+class Question(Base):
+    """A knowledge check on one section: the question, its options, the right one and why, with
+    its evidence (verbatim quotes of the section) kept like a tip's. ``tip_key``: the tip a wrong
+    answer brings back (else the section's first)."""
+
+    __tablename__ = "questions"
+    __table_args__ = (CheckConstraint("correct >= 0", name="correct_is_an_option"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    policy_id: Mapped[int] = mapped_column(ForeignKey("policies.id"), index=True)
+    section: Mapped[str] = mapped_column(String(300))
+    prompt: Mapped[str] = mapped_column(String(300))
+    options: Mapped[list[str]] = mapped_column(default=list)
+    correct: Mapped[int] = mapped_column(Integer)  # index into options
+    explanation: Mapped[str] = mapped_column(String(300))
+    quotes: Mapped[list[str]] = mapped_column(default=list)
+    tip_key: Mapped[str | None] = mapped_column(String(100))
+    audience: Mapped[list[str]] = mapped_column(default=list)
+    position: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str | None] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(16), default="ok", server_default="ok")  # as a tip's
+    state_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    policy: Mapped[Policy] = relationship()
+
+    def is_for(self, role: str) -> bool:
+        return "all" in self.audience or role in self.audience
+
+
 class Notice(Base):
     """A policy-update notice: who must acknowledge a version, and by when."""
 
@@ -280,12 +317,12 @@ class Delivery(Base):
 
 
 class DeliveryItem(Base):
-    """What a delivery carried: the tips (in order) or the notice; each item exactly one of them."""
+    """What a delivery carried: the tips (in order), a question, or the notice; each item exactly one."""
 
     __tablename__ = "delivery_items"
     __table_args__ = (
         UniqueConstraint("delivery_id", "position"),
-        CheckConstraint("(tip_id IS NULL) <> (notice_id IS NULL)", name="one_reference"),
+        CheckConstraint(ONE_REFERENCE, name="one_reference"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -293,10 +330,34 @@ class DeliveryItem(Base):
     position: Mapped[int] = mapped_column(Integer)
     tip_id: Mapped[int | None] = mapped_column(ForeignKey("tips.id"), index=True)
     notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id"), index=True)
+    question_id: Mapped[int | None] = mapped_column(ForeignKey("questions.id"), index=True)
 
     delivery: Mapped[Delivery] = relationship(back_populates="items")
     tip: Mapped[Tip | None] = relationship()
     notice: Mapped[Notice | None] = relationship()
+    question: Mapped[Question | None] = relationship()
+
+
+class Answer(Base):
+    """A person's answer to a question one digest asked. The first POST per digest records (the
+    unique key); their first answer to a question ever is the one scored (a partial unique index)."""
+
+    __tablename__ = "answers"
+    __table_args__ = (
+        UniqueConstraint("person_id", "question_id", "delivery_id"),
+        Index("ix_answers_scored", "person_id", "question_id", unique=True,
+              postgresql_where=text("scored"), sqlite_where=text("scored")),
+        Index("ix_answers_question_id", "question_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"))
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
+    choice: Mapped[int] = mapped_column(Integer)
+    correct: Mapped[bool] = mapped_column(Boolean)
+    scored: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EngagementEvent(Base):

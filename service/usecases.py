@@ -43,13 +43,27 @@ def import_content(factory: sessionmaker[Session], paths: Sequence[Path]) -> lis
 
 
 @dataclass(frozen=True)
+class Judged:
+    """How many of a pack's tips (or questions) a version leaves sendable, and why the rest not."""
+
+    ok: int
+    held: list[tuple[str, str]]  # (id, why)
+    suspended: list[tuple[str, str]]
+
+    @classmethod
+    def of(cls, verdicts: dict[str, content.Verdict]) -> Judged:
+        held = [(key, v.reason) for key, v in verdicts.items() if v.state == "held"]
+        suspended = [(key, v.reason) for key, v in verdicts.items() if v.state == "suspended"]
+        return cls(len(verdicts) - len(held) - len(suspended), held, suspended)
+
+
+@dataclass(frozen=True)
 class PackCheck:
     pack: str
     policy: str
     version: str
-    ok: int
-    held: list[tuple[str, str]]  # (tip, why)
-    suspended: list[tuple[str, str]]
+    tips: Judged
+    questions: Judged
 
 
 def check_content(paths: Sequence[Path], policy_files: Sequence[Path],
@@ -67,11 +81,9 @@ def check_content(paths: Sequence[Path], policy_files: Sequence[Path],
                 history = content.history_of(content.get_policy(session, pack.slug))
         for upto in range(1, len(history) + 1) if history else [0]:
             verdicts = content.check_pack(pack, history[:upto], str(path))
-            held = [(key, v.reason) for key, v in verdicts.items() if v.state == "held"]
-            suspended = [(key, v.reason) for key, v in verdicts.items() if v.state == "suspended"]
             label = history[upto - 1][0] if history else "(none stored)"
-            checks.append(PackCheck(str(path), pack.title, label, len(verdicts) - len(held) - len(suspended),
-                                    held, suspended))
+            checks.append(PackCheck(str(path), pack.title, label, Judged.of(verdicts.tips),
+                                    Judged.of(verdicts.questions)))
     return checks
 
 

@@ -33,12 +33,17 @@ def test_the_shipped_pack_is_true_to_the_guidelines_v1_and_v2(factory, settings)
         assert tip.quotes, tip.key  # every tip carries its evidence
         assert tip.audience == ["all"], tip.key  # the text names no roles
     v1, v2 = usecases.check_content([PACK], [SEED, V2])
-    assert (v1.held, v1.suspended) == ([("ai-student-material", "section 'Generative AI and Student Images' is not "
+    assert (v1.tips.held, v1.tips.suspended) == ([("ai-student-material", "section 'Generative AI and Student Images' is not "
                                          "in version social-media-v1.txt yet"),
                                         ("ai-images", "section 'Generative AI and Student Images' is not in "
                                          "version social-media-v1.txt yet")], [])
     # version 2 rewrote one quoted sentence: exactly that tip is suspended
-    assert [key for key, _ in v2.suspended] == ["speak-for-yourself"] and v2.held == []
+    assert [key for key, _ in v2.tips.suspended] == ["speak-for-yourself"] and v2.tips.held == []
+    # at least 8 knowledge checks: all sendable under version 2, the generative-AI one held under 1
+    assert v2.questions.ok == len(pack.questions) >= 8 and not v2.questions.suspended
+    assert [key for key, _ in v1.questions.held] == ["q-ai-student-work"]
+    for question in pack.questions:
+        assert 2 <= len(question.options) <= 4 and question.quotes and question.tip_key, question.key
     headings = {s.title for s in split_sections(SEED.read_text(encoding="utf-8"))} - {"Preamble"}
     second = {s.title for s in split_sections(V2.read_text(encoding="utf-8"))}
     assert headings <= {t.section for t in pack.tips} <= second  # every section, and the new one of version 2
@@ -109,7 +114,8 @@ def test_a_tip_of_a_section_only_version_2_has_is_held_under_1_and_sent_after_2(
     usecases.publish_policy_version(factory, settings, SEED, slug="social-media", label="1",
                                     title="Social Media Best Practices", now=datetime(2026, 9, 1, tzinfo=UTC))
     [result] = usecases.import_content(factory, [PACK])
-    assert {(t.key, t.state) for t in result.review} == {("ai-student-material", "held"), ("ai-images", "held")}
+    assert {(t.key, t.state) for t in result.review} == {("ai-student-material", "held"), ("ai-images", "held"),
+                                                         ("q-ai-student-work", "held")}
 
     def sent_tips(week: str, when: datetime) -> set[str]:
         usecases.send_week(factory, settings, when, week=week)
@@ -128,11 +134,13 @@ def test_a_tip_of_a_section_only_version_2_has_is_held_under_1_and_sent_after_2(
     published = usecases.publish_policy_version(factory, admin, V2, slug="social-media", label="2",
                                                 now=datetime(2026, 11, 9, 14, tzinfo=UTC))
     assert {(t.key, t.was, t.state) for t in published.review if t.was != t.state} == {
-        ("ai-student-material", "held", "ok"), ("ai-images", "held", "ok"), ("speak-for-yourself", "ok", "suspended")}
+        ("ai-student-material", "held", "ok"), ("ai-images", "held", "ok"), ("speak-for-yourself", "ok", "suspended"),
+        ("q-ai-student-work", "held", "ok")}
     with factory() as s:  # and the admin hears of it, once
         [review] = s.scalars(select(Delivery).where(Delivery.kind == "review")).all()
     assert review.recipient == "admin:admin@x.org"
-    assert review.subject == "Tips to review after Social Media Best Practices version 2: 1 suspended, 2 sendable again"
+    assert review.subject == ("Tips and questions to review after Social Media Best Practices version 2: "
+                              "1 suspended, 3 sendable again")
     assert held <= sent_tips("2026-W46", datetime(2026, 11, 9, 15, tzinfo=UTC))  # the new section's tips lead
     with factory() as s:  # each tip carries its evidence: its first quote, in the email
         tips = {t.id: t for t in s.scalars(select(Tip))}

@@ -1,8 +1,8 @@
-"""Tip packs: parse and validate a YAML pack, then store its tips (idempotent).
+"""Tip packs: parse and validate a YAML pack, then store its tips and questions (idempotent).
 
-Every tip carries its evidence, ``source``: verbatim quotes of its section. A pack whose
-quote is in no version of its section, or whose ref the section does not name, is refused
-with the file and line; a tip whose section is not in the policy yet is stored and held."""
+Every tip and question carries its evidence, ``source``: verbatim quotes of its section. A pack
+whose quote is in no version of its section, or whose ref the section does not name, is refused
+with the file and line; one whose section is not in the policy yet is stored and held."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import InputErrors
-from service.models import Policy, Tip
+from service.models import Policy, Question, Tip
 from service.inputs import field_problem, read_text
+from service.content.questions import QuestionSpec, parse_question
 from service.policy import Section
 from service.policy.evidence import OK, Verdict, judge_tip
 
@@ -26,7 +27,7 @@ MAX_TITLE_CHARS = 120
 FIELD_LIMITS = {"section": 300, "title": 200, "body": 20_000}  # the columns (the body is Text)
 TIP_KEYS = {"id", "section", "title", "body", "source", "audience", "refs"}
 MAX_QUOTE_CHARS = 1000
-TOP_KEYS = {"policy", "tips"}
+TOP_KEYS = {"policy", "tips", "questions"}
 POLICY_KEYS = {"slug", "title"}
 QUIET_FIELDS = {"position", "source"}  # bookkeeping: a reorder or a moved file is not an edit
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
@@ -63,6 +64,7 @@ class Pack:
     slug: str
     title: str
     tips: list[TipSpec]
+    questions: list[QuestionSpec] = field(default_factory=list)
 
 
 @dataclass
@@ -73,9 +75,16 @@ class ContentResult:
     deactivated: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     review: list[TipState] = field(default_factory=list)  # tips held or suspended, or whose state changed
+    questions: dict[str, list[str]] = field(default_factory=dict)  # the same four lists, of questions
 
     def counts(self) -> dict[str, int]:
-        return {k: len(getattr(self, k)) for k in ("created", "updated", "unchanged", "deactivated")}
+        return {k: len(getattr(self, k)) for k in CHANGES}
+
+    def question_counts(self) -> dict[str, int]:
+        return {k: len(self.questions.get(k, [])) for k in CHANGES}
+
+
+CHANGES = ("created", "updated", "unchanged", "deactivated")
 
 
 def word_count(text: str) -> int:
@@ -175,9 +184,22 @@ def parse_pack(text: str, source: str) -> Pack:
             quotes = _string_list(raw.get("source"), where, "source", problems, MAX_QUOTE_CHARS, multiline=True)
         tips.append(TipSpec(key, values["section"], values["title"], values["body"], audience or ["all"], refs,
                             quotes, line))
+    raw_questions = data.get("questions", [])
+    if not isinstance(raw_questions, list):
+        problems.append("questions: a list of questions")
+        raw_questions = []
+    tip_sections = {t.key: t.section for t in tips}
+    seen: dict[str, int] = {}
+    questions = [q for index, raw in enumerate(raw_questions, start=1)
+                 if (q := parse_question(raw, index, tip_sections, seen, problems, _quote_list)) is not None]
     if problems:
         raise InputErrors(source, problems)
-    return Pack(slug, title, tips)
+    return Pack(slug, title, tips, questions)
+
+
+def _quote_list(value: Any, where: str, name: str, problems: list[str]) -> list[str]:
+    multiline = name == "source"
+    return _string_list(value, where, name, problems, MAX_QUOTE_CHARS if multiline else 100, multiline=multiline)
 
 
 def load_pack(path: Path) -> Pack:
@@ -187,12 +209,22 @@ def load_pack(path: Path) -> Pack:
 History = list[tuple[str, list[Section]]]  # a policy's versions, oldest first: (label, sections)
 
 
-def check_pack(pack: Pack, history: History, source: str) -> dict[str, Verdict]:
-    """Each tip's verdict against the versions; raise InputErrors (file and line) for a tip whose
-    quote is in no version of its section or whose ref its section does not name."""
-    verdicts = {spec.key: judge_tip(spec.section, spec.quotes, spec.refs, history) for spec in pack.tips}
-    problems = [f"line {spec.line}: tip {spec.key!r}: {verdicts[spec.key].reason}"
-                for spec in pack.tips if verdicts[spec.key].invented]
+@dataclass(frozen=True)
+class PackVerdicts:
+    tips: dict[str, Verdict]
+    questions: dict[str, Verdict]
+
+
+def check_pack(pack: Pack, history: History, source: str) -> PackVerdicts:
+    """Each tip's and question's verdict against the versions; raise InputErrors (file and line)
+    for one whose quote is in no version of its section or whose ref its section does not name."""
+    verdicts = PackVerdicts(
+        {spec.key: judge_tip(spec.section, spec.quotes, spec.refs, history) for spec in pack.tips},
+        {spec.key: judge_tip(spec.section, spec.quotes, spec.refs, history) for spec in pack.questions})
+    problems = [f"line {spec.line}: {what} {spec.key!r}: {found[spec.key].reason}"
+                for what, specs, found in (("tip", pack.tips, verdicts.tips),
+                                           ("question", pack.questions, verdicts.questions))
+                for spec in specs if found[spec.key].invented]
     if problems:
         raise InputErrors(source, problems)
     return verdicts
@@ -205,8 +237,8 @@ def history_of(policy: Policy | None) -> History:
 
 
 def import_pack(session: Session, path: Path) -> ContentResult:
-    """Upsert a pack's tips: new ones created, edited ones updated, removed ones deactivated;
-    then each tip's state against the stored versions (held, suspended) is kept on it."""
+    """Upsert a pack's tips and questions: new ones created, edited ones updated, removed ones
+    deactivated; then each one's state against the stored versions (held, suspended) is kept on it."""
     pack = load_pack(path)
     policy = session.scalar(select(Policy).where(Policy.slug == pack.slug))
     check_pack(pack, history_of(policy), str(path))
@@ -214,43 +246,50 @@ def import_pack(session: Session, path: Path) -> ContentResult:
         policy = Policy(slug=pack.slug, title=pack.title)
         session.add(policy)
         session.flush()
-    existing = {t.key: t for t in session.scalars(select(Tip))}
-    foreign = [s.key for s in pack.tips if s.key in existing and existing[s.key].policy_id != policy.id]
-    if foreign:
-        raise InputErrors(str(path), [f"tip {k!r}: id already used by another policy" for k in foreign])
-
+    common = {"active": True, "source": str(path)}
+    tips = {spec.key: {"section": spec.section, "title": spec.title, "body": spec.body, "audience": spec.audience,
+                       "refs": spec.refs, "quotes": spec.quotes, "position": position, **common}
+            for position, spec in enumerate(pack.tips)}
+    questions = {spec.key: {"section": spec.section, "prompt": spec.prompt, "options": spec.options,
+                            "correct": spec.correct, "explanation": spec.explanation, "quotes": spec.quotes,
+                            "tip_key": spec.tip_key, "audience": spec.audience, "position": position, **common}
+                 for position, spec in enumerate(pack.questions)}
     result = ContentResult()
-    for position, spec in enumerate(pack.tips):
-        desired = {
-            "section": spec.section,
-            "title": spec.title,
-            "body": spec.body,
-            "audience": spec.audience,
-            "refs": spec.refs,
-            "quotes": spec.quotes,
-            "position": position,
-            "active": True,
-            "source": str(path),
-        }
-        tip = existing.get(spec.key)
-        if tip is None:
-            result.created.append(spec.key)
-            session.add(Tip(key=spec.key, policy_id=policy.id, **desired))
-            continue
-        changed = any(getattr(tip, k) != v for k, v in desired.items() if k not in QUIET_FIELDS)
-        (result.updated if changed else result.unchanged).append(spec.key)
-        for key, value in desired.items():
-            if getattr(tip, key) != value:
-                setattr(tip, key, value)
-    in_pack = {s.key for s in pack.tips}
-    for key, tip in existing.items():
-        if tip.policy_id == policy.id and tip.active and key not in in_pack:
-            result.deactivated.append(key)
-            tip.active = False
+    changes = _sync(session, Tip, policy, tips, str(path))
+    for name in CHANGES:
+        getattr(result, name).extend(changes[name])
+    result.questions = _sync(session, Question, policy, questions, str(path))
     policy.title = pack.title
     session.flush()
     result.review = review_tips(session, policy)
     return result
+
+
+def _sync(session: Session, model: type[Tip] | type[Question], policy: Policy, desired: dict[str, dict[str, Any]],
+          path: str) -> dict[str, list[str]]:
+    """Make the stored rows of one kind match the pack's; returns the keys by what happened."""
+    existing = {row.key: row for row in session.scalars(select(model))}
+    what = model.__tablename__[:-1]
+    foreign = [key for key in desired if key in existing and existing[key].policy_id != policy.id]
+    if foreign:
+        raise InputErrors(path, [f"{what} {k!r}: id already used by another policy" for k in foreign])
+    changes: dict[str, list[str]] = {name: [] for name in CHANGES}
+    for key, values in desired.items():
+        row = existing.get(key)
+        if row is None:
+            changes["created"].append(key)
+            session.add(model(key=key, policy_id=policy.id, **values))
+            continue
+        changed = any(getattr(row, k) != v for k, v in values.items() if k not in QUIET_FIELDS)
+        changes["updated" if changed else "unchanged"].append(key)
+        for name, value in values.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+    for key, row in existing.items():
+        if row.policy_id == policy.id and row.active and key not in desired:
+            changes["deactivated"].append(key)
+            row.active = False
+    return changes
 
 
 @dataclass(frozen=True)
@@ -260,25 +299,39 @@ class TipState:
     state: str
     reason: str
     was: str  # the state before this review
+    what: str = "tip"  # or "question"
+
+
+def _refs(row: Tip | Question) -> list[str]:
+    return row.refs or [] if isinstance(row, Tip) else QuestionSpec.refs_in(row.prompt, row.options, row.explanation)
+
+
+def _label(row: Tip | Question) -> str:
+    return row.title if isinstance(row, Tip) else row.prompt
 
 
 def review_tips(session: Session, policy: Policy) -> list[TipState]:
-    """Judge every active tip of ``policy`` against its stored versions and keep the state on the
-    tip; returns every tip that is not ok, and every tip whose state changed."""
+    """Judge every active tip and question of ``policy`` against its stored versions and keep the
+    state on it; returns every one that is not ok, and every one whose state changed."""
     history = history_of(policy)
     found = []
-    for tip in session.scalars(select(Tip).where(Tip.policy_id == policy.id, Tip.active.is_(True))
-                               .order_by(Tip.position)):
-        verdict = judge_tip(tip.section, tip.quotes or [], tip.refs or [], history)
-        was = tip.state
-        if (tip.state, tip.state_reason or "") != (verdict.state, verdict.reason):
-            tip.state, tip.state_reason = verdict.state, verdict.reason or None
-        if verdict.state != OK or was != verdict.state:
-            found.append(TipState(tip.key, tip.title, verdict.state, verdict.reason, was))
+    for model in (Tip, Question):
+        for row in session.scalars(select(model).where(model.policy_id == policy.id, model.active.is_(True))
+                                   .order_by(model.position)):
+            verdict = judge_tip(row.section, row.quotes or [], _refs(row), history)
+            was = row.state
+            if (row.state, row.state_reason or "") != (verdict.state, verdict.reason):
+                row.state, row.state_reason = verdict.state, verdict.reason or None
+            if verdict.state != OK or was != verdict.state:
+                found.append(TipState(row.key, _label(row), verdict.state, verdict.reason, was,
+                                      model.__tablename__[:-1]))
     session.flush()
     return found
 
 
 def tips_not_sent(session: Session) -> list[TipState]:
-    return [TipState(t.key, t.title, t.state, t.state_reason or "", t.state) for t in session.scalars(
-        select(Tip).where(Tip.active.is_(True), Tip.state != OK).order_by(Tip.policy_id, Tip.position))]
+    """Active tips and questions that are held or suspended, as last judged."""
+    return [TipState(row.key, _label(row), row.state, row.state_reason or "", row.state, model.__tablename__[:-1])
+            for model in (Tip, Question) for row in session.scalars(
+                select(model).where(model.active.is_(True), model.state != OK).order_by(model.policy_id,
+                                                                                         model.position))]

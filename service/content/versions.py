@@ -198,10 +198,12 @@ def tell_admin(session: Session, admin_email: str | None, slug: str, result: Ver
     changed = [t for t in result.review if t.state != t.was]
     if not admin_email or result.status != "created" or result.version.sequence == 1 or not changed:
         return False
-    tips = [{"key": t.key, "title": t.title, "state": t.state, "reason": t.reason, "was": t.was} for t in changed]
+    tips = [{"key": t.key, "title": t.title, "state": t.state, "reason": t.reason, "was": t.was, "what": t.what}
+            for t in changed]
     suspended = sum(t.state == "suspended" for t in changed)
     released = sum(t.state == "ok" for t in changed)
-    subject = f"Tips to review after {result.version.policy.title} version {result.version.label}: " \
+    what = "Tips" if all(t.what == "tip" for t in changed) else "Tips and questions"
+    subject = f"{what} to review after {result.version.policy.title} version {result.version.label}: " \
               f"{suspended} suspended, {released} sendable again"
     return bool(enqueue(session, [OutboxMessage(REVIEW, f"{slug}:{result.version.label}", now,
                                                 recipient=f"admin:{admin_email}", subject=subject,
