@@ -572,6 +572,29 @@ def report_engagement(
     console.print(f"wrote {count} people to {csv_file}")
 
 
+@report_app.command("questions")
+def report_questions(
+    ctx: typer.Context,
+    csv_file: Annotated[Path, typer.Option("--csv", help="Write the CSV here.")],
+    team: Annotated[str | None, typer.Option("--team", help="Only the people below this supervisor.")] = None,
+) -> None:
+    """Knowledge checks per question: people asked, people who answered, right the first time."""
+    with transaction(runtime(ctx).sessions()) as session:
+        scope = None
+        if team is not None:
+            root = session.scalar(select(Person.id).where(Person.email == roster.normalize_email(team)))
+            if root is None:
+                raise NudgeError(f"--team: no person with email {team!r}")
+            scope = reports.team_of(session, root)
+        figures = reports.question_figures(session, scope)
+    with _writing(csv_file) as out:
+        count = reports.write_csv(reports.question_rows(figures), reports.QUESTION_COLUMNS, out)
+    console.print(f"wrote {count} questions to {csv_file}")
+    worst = reports.most_misunderstood(reports.section_figures(figures))
+    if worst is not None:
+        console.print(f"most misunderstood: {worst.section}: {worst}", markup=False)
+
+
 @report_app.command("deliveries")
 def report_deliveries(
     ctx: typer.Context,
@@ -640,8 +663,10 @@ def simulate(
 
     result = sim.run(weeks, people=people, seed=seed, outbox_dir=outbox_dir, public_port=8000 if serve else None,
                      on_week=show_week)
-    Console(width=max(console.width, 160)).print(table)  # twelve columns: never squeeze them
+    Console(width=max(console.width, 180)).print(table)  # fourteen columns: never squeeze them
     console.print("personas: " + ", ".join(f"{n} {p}" for p, n in result.personas.items()))
+    if result.misunderstood:
+        console.print(f"most misunderstood guideline: {result.misunderstood}", markup=False)
     console.print(f"{result.outbox_files} emails written to {outbox_dir}/ (by kind); "
                   f"simulated in {result.seconds:.1f} s")
     console.print(f"the simulated database stays at {result.database_url} for a look inside", markup=False)

@@ -25,7 +25,7 @@ from service import outbox
 from service.channels import Channel, Message, Result
 from service.config import Settings
 from service.db import in_ids, transaction
-from service.models import Delivery, DeliveryItem, Tip, utcnow
+from service.models import Delivery, DeliveryItem, Question, Tip, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class EachRow:
             select(Delivery).where(in_ids(session, Delivery.id, ids)).order_by(Delivery.id)
             .options(selectinload(Delivery.person),
                      selectinload(Delivery.items).selectinload(DeliveryItem.tip).selectinload(Tip.policy),
+                     selectinload(Delivery.items).selectinload(DeliveryItem.question).selectinload(Question.policy),
                      selectinload(Delivery.items).selectinload(DeliveryItem.notice))
         ):
             try:

@@ -17,7 +17,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from service.channels import InlineImage, Message, Skeleton, placeholder
-from service.models import Delivery, Notice, Person, Tip
+from service.models import Delivery, Notice, Person, Question, Tip
 from service.paths import TEMPLATES_DIR
 
 
@@ -29,6 +29,8 @@ class Links(Protocol):
     def click(self, delivery_id: int, target: str) -> str: ...
 
     def ack(self, delivery_id: int, subject: str = "") -> str: ...
+
+    def answer(self, delivery_id: int, question_id: int, choice: int) -> str: ...
 
     def team(self, summary_delivery_id: int) -> str: ...
 
@@ -138,6 +140,16 @@ def render_tip_block(tip: Tip, base_url: str) -> TipBlock:
     return TipBlock(css_inline.inline_fragment(html, email_css()), text, tuple(targets))
 
 
+def render_question_block(question: Question) -> TipBlock:
+    """A knowledge check, its options as buttons; each option's link is a mark (its index)."""
+    env = template_env()
+    marks = [LINK_MARK.format(i) for i in range(len(question.options))]
+    html = env.get_template("email/_question.html.j2").render(question=question, option_links=marks)
+    text = env.get_template("email/_question.txt.j2").render(question=question, option_links=marks)
+    targets = tuple(str(i) for i in range(len(question.options)))
+    return TipBlock(css_inline.inline_fragment(html, email_css()), text, targets)
+
+
 def _evidence(quotes: list[str] | None, words: int = 30) -> str:
     """The tip's first quote, its evidence, shortened to a glance (the section link has the rest)."""
     if not quotes:
@@ -146,8 +158,9 @@ def _evidence(quotes: list[str] | None, words: int = 30) -> str:
     return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
 
-DIGEST_PLACEHOLDERS = ("subject", "preheader", "week", "greeting_html", "greeting_text",
-                       "carried_html", "carried_text", "tips_html", "tips_text", "ack", "pixel", "prefs")
+DIGEST_PLACEHOLDERS = ("subject", "preheader", "week", "greeting_html", "greeting_text", "carried_html",
+                       "carried_text", "tips_html", "tips_text", "question_html", "question_text", "ack", "pixel",
+                       "prefs")
 CARRIED_HEADING = "Also for you today"
 
 
@@ -191,14 +204,25 @@ class DigestRenderer:
             self._blocks[key] = render_tip_block(tip, self.base_url)
         return self._blocks[key]
 
+    def question_block(self, question: Question) -> TipBlock:
+        key = (-question.id, question.updated_at)
+        if key not in self._blocks:
+            self._blocks[key] = render_question_block(question)
+        return self._blocks[key]
+
     def message(self, delivery_id: int, person: Person, tips: list[Tip], subject: str, week: str,
-                carried: Sequence[Part] = ()) -> Message:
-        """``person`` needs only ``email`` and ``name``; ``carried``: the day's held emails it brings."""
+                carried: Sequence[Part] = (), question: Question | None = None) -> Message:
+        """``person`` needs only ``email`` and ``name``; ``carried``: the day's held emails it brings;
+        ``question``: the knowledge check it asks, if one is due."""
         html_parts, text_parts = [], []
         for tip in tips:
             html, text = self.block(tip).for_delivery(lambda target: self.links.click(delivery_id, target))
             html_parts.append(html)
             text_parts.append(text)
+        question_html = question_text = ""
+        if question is not None:
+            question_html, question_text = self.question_block(question).for_delivery(
+                lambda choice: self.links.answer(delivery_id, question.id, int(choice)))
         monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
         more = f" — and {len(tips) - 1} more quick reminders" if len(tips) > 1 else ""
         name = first_name(person.name)
@@ -213,6 +237,8 @@ class DigestRenderer:
             "carried_text": carried_text,
             "tips_html": "".join(html_parts),
             "tips_text": "".join(text_parts),
+            "question_html": question_html,
+            "question_text": question_text,
             "ack": self.links.ack(delivery_id),
             "pixel": self.links.pixel(delivery_id),
             "prefs": self.links.preferences(delivery_id),
@@ -235,7 +261,9 @@ class DigestRenderer:
         tips = [item.tip for item in delivery.items if item.tip is not None]
         if not tips:
             raise ValueError("a digest without tips")
-        return self.message(delivery.id, delivery.person, tips, delivery.subject, delivery.payload["week"])
+        question = next((item.question for item in delivery.items if item.question is not None), None)
+        return self.message(delivery.id, delivery.person, tips, delivery.subject, delivery.payload["week"],
+                            question=question)
 
 
 @dataclass(frozen=True)
@@ -410,7 +438,7 @@ class LetterRenderer:
         return {"rate": rate if isinstance(rate, dict) else {"reachable": 0}, "trend": trend,
                 "teams": payload.get("teams", []),
                 "people": payload.get("people", []), "notices": payload.get("notices", []),
-                "rollup": payload.get("rollup", False), "chart_cid": cid, "chart_alt": alt, "images": [chart],
+                "rollup": payload.get("rollup", False), "checks": payload.get("checks", []), "chart_cid": cid, "chart_alt": alt, "images": [chart],
                 "team_url": self.links.team(delivery.id) if delivery.person else None,
                 "headline": f"Your team's week ({payload['week']})"}
 

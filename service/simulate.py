@@ -4,10 +4,11 @@ A sample roster (or N generated people in a hierarchy), the default content and
 the seed policy, the SendGrid and Canvas doubles in-process, the real web app
 on localhost, and a clock that jumps from moment to moment (no sleeping).
 Simulated readers act through the real paths — the open pixel, tracked links,
-the acknowledge page's button, and SendGrid's signed webhook — each with a
-persona: engaged, skimmer (opens only), scanner-protected inbox (machine opens
-and clicks), never engages, bouncing address. Version 2 of the policy arrives
-in week 3. Deterministic for a given seed.
+the acknowledge page's button, the quick check's answer page, and SendGrid's
+signed webhook — each with a persona: engaged (answers most quick checks, some
+wrong), skimmer (opens only), scanner-protected inbox (machine opens, and GETs
+of every link, the quick check's too), never engages, bouncing address.
+Version 2 of the policy arrives in week 3. Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from service.db import make_engine, make_sessionmaker
 from service.doubles.canvas import CanvasDouble
 from service.doubles.sendgrid import ReceivedEmail, SendGridDouble
 from service.db.migrate import upgrade
-from service.models import Delivery, EngagementEvent, Person
+from service.models import Answer, Delivery, EngagementEvent, Person, Question
 from service.paths import CONTENT_DIR
 from service.web.app import create_app
-from service import usecases
+from service import reports, usecases
 
 DEMO_TOKEN = "demo-dashboard-token-0123456789"  # the throwaway simulation's dashboard
 START = date(2026, 9, 7)  # a Monday: the simulated term starts here, whatever today is
@@ -53,8 +54,9 @@ HUMAN_AGENTS = (
 BROWSER_AGENT = HUMAN_AGENTS[0]
 PROXY_AGENT = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 SCANNER_AGENT = "Mozilla/5.0 (compatible; SafeLinks/1.0)"
-COLUMNS = ("week", "digests", "canvas posts", "human opens", "machine opens", "clicks", "acks", "notices",
-           "reminders", "nudges", "escalations", "summaries")
+COLUMNS = ("week", "digests", "canvas posts", "human opens", "machine opens", "clicks", "acks", "answers",
+           "right", "notices", "reminders", "nudges", "escalations", "summaries")
+KNOWS_THE_ANSWER = 0.7  # an engaged reader's chance of picking the right option (else any other)
 SENT_KINDS = ("digest", "notice", "reminder", "nudge", "escalation", "summary")  # columns counting sent emails
 
 
@@ -67,6 +69,8 @@ class WeekRow:
     machine_opens: int = 0
     clicks: int = 0
     acks: int = 0
+    answers: int = 0  # quick checks answered (recorded answers)
+    right: int = 0  # of them, right
     notices: int = 0
     reminders: int = 0
     nudges: int = 0
@@ -81,6 +85,7 @@ class WeekRow:
 class Simulation:
     rows: list[WeekRow] = field(default_factory=list)
     personas: dict[str, int] = field(default_factory=dict)
+    misunderstood: str | None = None  # the guideline least often right the first time, with its figures
     outbox_files: int = 0
     database_url: str = ""
     base_url: str = ""
@@ -241,12 +246,13 @@ def run(
         pixel = re.search(r'src="([^"]*/o/[^"]+\.gif)"', html)
         links = re.findall(r'href="([^"]*/c/[^"]+)"', html)
         ack = re.search(r'href="([^"]*/ack/[^"]+)"', html)
+        options = re.findall(r'href="([^"]*/q/[^"]+)"', html)
         agent = rng.choice(HUMAN_AGENTS)
         if kind == "scanner":
             clock.now = base + timedelta(seconds=5)
             if pixel:
                 http.get(pixel.group(1), headers={"User-Agent": PROXY_AGENT})
-            for link in links:
+            for link in links + options:  # a scanner follows every link; a GET never answers
                 http.get(link, headers={"User-Agent": SCANNER_AGENT}, follow_redirects=False)
             if rng.random() < 0.1 and pixel:  # once in a while the person reads it after all
                 clock.now = base + timedelta(hours=5)
@@ -266,6 +272,24 @@ def run(
             if ack and rng.random() < wants_ack:
                 clock.now += timedelta(minutes=1)
                 http.post(ack.group(1), headers={"User-Agent": agent})
+            if options and rng.random() < 0.8:
+                clock.now += timedelta(minutes=1)
+                answer(options, agent)
+
+    def answer(options: list[str], agent: str) -> None:
+        """Tap an option (the right one if the reader knows it), then press "Check my answer"."""
+        right = right_option(options[0])
+        wrong = [i for i in range(len(options)) if i != right]
+        choice = right if rng.random() < KNOWS_THE_ANSWER or not wrong else rng.choice(wrong)
+        http.get(options[choice], headers={"User-Agent": BROWSER_AGENT})
+        http.post(options[choice], data={"choice": str(choice)}, headers={"User-Agent": BROWSER_AGENT})
+
+    def right_option(option_link: str) -> int:
+        """What a reader who knows the guideline picks: read off the question the link names."""
+        body = option_link.rsplit("/", 1)[1].split(".")[0]
+        question_id = int(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode().split("|")[1].split(":")[0])
+        with factory() as s:
+            return s.scalar(select(Question.correct).where(Question.id == question_id))
 
     def counts(start: datetime, end: datetime) -> WeekRow:
         # the week's clicks judged as of its end, whenever the web process's settler (real time,
@@ -289,6 +313,8 @@ def run(
                 .group_by(EngagementEvent.kind, EngagementEvent.is_machine)))
             row.human_opens, row.machine_opens = by_kind.get(("open", False), 0), by_kind.get(("open", True), 0)
             row.clicks, row.acks = by_kind.get(("click", False), 0), by_kind.get(("ack", False), 0)
+            row.answers, row.right = s.execute(select(func.count(), func.count().filter(Answer.correct))
+                                               .where(Answer.at >= start, Answer.at < end)).one()
         return row
 
     try:
@@ -317,6 +343,9 @@ def run(
             result.rows.append(row)
             if on_week is not None:
                 on_week(row)
+        with factory() as s:
+            worst = reports.most_misunderstood(reports.section_figures(reports.question_figures(s)))
+            result.misunderstood = f"{worst.section}: {worst}" if worst else None
         result.outbox_files = write_outbox(sendgrid.emails, sent_on, outbox_dir, Sender.from_settings(settings))
         result.seconds = time.perf_counter() - started
         result.settings = settings

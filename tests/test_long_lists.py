@@ -68,7 +68,7 @@ def test_the_database_judges_engaged_and_reachable_as_the_one_definition_does(fa
         active = dict(s.execute(select(Person.id, Person.active)).tuples().all())
     assert len(rows) == 9 and {r.status for r in rows} >= {"engaged", "opened only", "undeliverable", "escalated"}
     for row in rows:
-        assert row.engaged == is_engaged(clicks=row.clicks, acks=row.acks, canvas_reads=row.canvas_reads)
+        assert row.engaged == is_engaged(clicks=row.clicks, acks=row.acks, canvas_reads=row.canvas_reads, answers=row.answers)
         assert row.reachable == is_reachable(active=active[row.id], undeliverable=row.undeliverable,
                                              joined_at=joined[row.id], as_of=WEEK_END, new_hire_days=14,
                                              on_leave=row.on_leave)

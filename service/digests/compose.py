@@ -18,9 +18,9 @@ from service.config import Settings
 from service.db import in_ids
 from service.channels import Message
 from service.errors import NudgeError
-from service.models import Delivery, DeliveryItem, Person, Tip
-from service import outbox
-from service.outbox import OutboxMessage, TipRef, enqueue
+from service.models import Delivery, DeliveryItem, Person, Question, Tip
+from service import outbox, quiz
+from service.outbox import OutboxMessage, QuestionRef, TipRef, enqueue
 from service.content import changed_section_tips
 from service.rendering import DigestRenderer
 from service.inputs import normalize_email
@@ -64,6 +64,11 @@ class Plan:
     person: Person
     week: str
     tip_ids: list[int]
+    question_id: int | None = None
+
+    def items(self) -> tuple[TipRef | QuestionRef, ...]:
+        question = (QuestionRef(self.question_id),) if self.question_id is not None else ()
+        return (*(TipRef(t) for t in self.tip_ids), *question)
 
 
 def tip_catalogue(session: Session) -> dict[int, Tip]:
@@ -116,24 +121,37 @@ def plan_digests(
     weeks: Mapping[int, str],
     tips: Mapping[int, Tip],
     priority: Mapping[int, datetime] | None = None,
+    questions: Mapping[int, Question] | None = None,
 ) -> list[Plan]:
-    """Choose each person's tips for their week (deterministic: same history, same tips).
+    """Choose each person's tips and question for their week (deterministic: same history, same
+    choice).
 
     ``priority`` maps tips of recently changed policy sections to when they
-    changed: each goes first for everyone who has not had it since.
+    changed: each goes first for everyone who has not had it since. A tip whose
+    question the person answered wrong goes first for them likewise (:mod:`service.quiz`).
     """
-    eligible_by_role: dict[str, list[int]] = {}
+    questions = questions or {}
+    eligible_by_role: dict[str, tuple[list[int], list[int]]] = {}
     history: dict[int, History] = {}
+    asked: dict[int, list[quiz.Asked]] = {}
     for chunk in _chunks([p.id for p in people], 5000):
         history.update(_history(session, chunk, weeks))
+        asked.update(quiz.asked_before(session, chunk, weeks) if questions else {})
+    tip_of = quiz.tips_of(questions, list(tips.values()))
     plans = []
     for person in people:
         if person.role not in eligible_by_role:
-            eligible_by_role[person.role] = [t.id for t in rotation_order(t for t in tips.values() if t.is_for(person.role))]
+            eligible_by_role[person.role] = (
+                [t.id for t in rotation_order(t for t in tips.values() if t.is_for(person.role))],
+                [q.id for q in rotation_order(q for q in questions.values() if q.is_for(person.role))])
+        eligible_tips, eligible_questions = eligible_by_role[person.role]
         past = history.get(person.id, History())
-        first = [t for t, changed in (priority or {}).items() if not past.had_since(t, changed)]
-        chosen = select_tips(eligible_by_role[person.role], past.tip_lists(), settings.tips_per_digest, first)
-        plans.append(Plan(person, weeks[person.id], chosen))
+        their_asks = asked.get(person.id, [])
+        due_first = {**(priority or {}), **quiz.tips_to_revisit(their_asks, tip_of)}
+        first = [t for t, changed in due_first.items() if not past.had_since(t, changed)]
+        chosen = select_tips(eligible_tips, past.tip_lists(), settings.tips_per_digest, first)
+        question = quiz.next_question(eligible_questions, their_asks, weeks[person.id]) if chosen else None
+        plans.append(Plan(person, weeks[person.id], chosen, question))
     return plans
 
 
@@ -191,7 +209,7 @@ def compose(
     tips = tip_catalogue(session)
     if priority is None:
         priority = changed_section_tips(session, now - PRIORITY_WINDOW)
-    plans = plan_digests(session, settings, due, weeks, tips, priority)
+    plans = plan_digests(session, settings, due, weeks, tips, priority, quiz.question_catalogue(session))
     ready = [plan for plan in plans if plan.tip_ids]
     result.no_tips = len(plans) - len(ready)
     if dry_run:
@@ -201,7 +219,7 @@ def compose(
     inserted = enqueue(session, [
         OutboxMessage(KIND, plan.week, now, person_id=plan.person.id, channel=CHANNEL,
                       subject=subject_for(tips[plan.tip_ids[0]]), payload={"week": plan.week},
-                      items=tuple(TipRef(t) for t in plan.tip_ids),
+                      items=plan.items(),
                       mail_day=now.astimezone(zones[plan.person.id]).date())
         for plan in ready
     ])
@@ -263,18 +281,21 @@ def preview(session: Session, settings: Settings, email: str, now: datetime, *, 
         select(Delivery)
         .where(Delivery.person_id == person.id, Delivery.kind == KIND, Delivery.channel == CHANNEL,
                Delivery.period_key == key)
-        .options(selectinload(Delivery.items).selectinload(DeliveryItem.tip).selectinload(Tip.policy))
+        .options(selectinload(Delivery.items).selectinload(DeliveryItem.tip).selectinload(Tip.policy),
+                 selectinload(Delivery.items).selectinload(DeliveryItem.question).selectinload(Question.policy))
     )
     if existing is not None:
         return Preview(renderer.render(existing), f"digest {key} is composed (status: {existing.status})")
     tips = tip_catalogue(session)
     priority = changed_section_tips(session, now - PRIORITY_WINDOW)
-    [plan] = plan_digests(session, settings, [person], {person.id: key}, tips, priority)
+    questions = quiz.question_catalogue(session)
+    [plan] = plan_digests(session, settings, [person], {person.id: key}, tips, priority, questions)
     if not plan.tip_ids:
         raise NudgeError(f"no active tips for role {person.role!r}")
     chosen = [tips[t] for t in plan.tip_ids]
+    question = questions[plan.question_id] if plan.question_id is not None else None
     note = f"digest {key} is not composed yet; tracked links become valid once it is"
     blackout = calendar_for(settings).blackout_on(send_day(key, settings))
     if blackout is not None:
         note += f" (and {key} is in {blackout.name}: no digest will be sent)"
-    return Preview(renderer.message(0, person, chosen, subject_for(chosen[0]), key), note)
+    return Preview(renderer.message(0, person, chosen, subject_for(chosen[0]), key, question=question), note)

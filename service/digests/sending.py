@@ -7,13 +7,14 @@ Monday morning's hundred thousand digests cost one skeleton fill each.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from service.channels import Message, Result
 from service.db import in_ids
-from service.models import Delivery, DeliveryItem, Person, Tip
+from service.models import Delivery, DeliveryItem, Person, Question, Tip
 from service.rendering import DigestRenderer, LetterRenderer
 
 
@@ -25,22 +26,30 @@ class Recipient:
     name: str
 
 
-class TipCache:
-    """Tips (with their policy) kept between batches; one small query per batch spots edited ones."""
+Row = TypeVar("Row", Tip, Question)
 
-    def __init__(self) -> None:
-        self._tips: dict[int, Tip] = {}
+
+class ContentCache(Generic[Row]):
+    """Tips or questions (with their policy) kept between batches; one small query per batch spots
+    edited ones."""
+
+    def __init__(self, model: type[Row]) -> None:
+        self.model = model
+        self._rows: dict[int, Row] = {}
 
     def refresh(self, session: Session, ids: set[int]) -> None:
-        stamps = dict(session.execute(select(Tip.id, Tip.updated_at).where(Tip.id.in_(ids))).tuples().all())
-        missing = [i for i in ids if i not in self._tips or self._tips[i].updated_at != stamps.get(i)]
+        if not ids:
+            return
+        model = self.model
+        stamps = dict(session.execute(select(model.id, model.updated_at).where(model.id.in_(ids))).tuples().all())
+        missing = [i for i in ids if i not in self._rows or self._rows[i].updated_at != stamps.get(i)]
         if missing:
-            for tip in session.scalars(select(Tip).where(Tip.id.in_(missing)).options(selectinload(Tip.policy))):
-                session.expunge(tip)
-                self._tips[tip.id] = tip
+            for row in session.scalars(select(model).where(model.id.in_(missing)).options(selectinload(model.policy))):
+                session.expunge(row)
+                self._rows[row.id] = row
 
-    def get(self, ids: list[int]) -> list[Tip]:
-        return [self._tips[i] for i in ids]
+    def get(self, ids: list[int]) -> list[Row]:
+        return [self._rows[i] for i in ids]
 
 
 class DigestBatch:
@@ -49,7 +58,8 @@ class DigestBatch:
     def __init__(self, renderer: DigestRenderer, letters: LetterRenderer):
         self.renderer = renderer
         self.letters = letters  # renders the held emails a digest carries
-        self.tips = TipCache()
+        self.tips = ContentCache(Tip)
+        self.questions = ContentCache(Question)
 
     def render(self, session: Session, ids: list[int]) -> dict[int, Message | Result]:
         heads = session.execute(
@@ -58,14 +68,18 @@ class DigestBatch:
             .where(in_ids(session, Delivery.id, ids)).order_by(Delivery.id)
         ).all()
         tips_of: dict[int, list[int]] = {}
-        for delivery_id, tip_id in session.execute(
-            select(DeliveryItem.delivery_id, DeliveryItem.tip_id)
-            .where(in_ids(session, DeliveryItem.delivery_id, ids), DeliveryItem.tip_id.is_not(None))
+        question_of: dict[int, int] = {}
+        for delivery_id, tip_id, question_id in session.execute(
+            select(DeliveryItem.delivery_id, DeliveryItem.tip_id, DeliveryItem.question_id)
+            .where(in_ids(session, DeliveryItem.delivery_id, ids), DeliveryItem.notice_id.is_(None))
             .order_by(DeliveryItem.delivery_id, DeliveryItem.position)
         ):
-            tips_of.setdefault(delivery_id, []).append(tip_id)
-        if tips_of:
-            self.tips.refresh(session, {t for tips in tips_of.values() for t in tips})
+            if tip_id is not None:
+                tips_of.setdefault(delivery_id, []).append(tip_id)
+            else:
+                question_of[delivery_id] = question_id
+        self.tips.refresh(session, {t for tips in tips_of.values() for t in tips})
+        self.questions.refresh(session, set(question_of.values()))
         carried = self._carried(session, ids)
         rendered: dict[int, Message | Result] = {i: Result.failed("cannot render: a digest without tips or reader")
                                                  for i in ids}
@@ -75,10 +89,14 @@ class DigestBatch:
                     rendered[head.id] = self.renderer.message(head.id, Recipient(head.email, head.name),
                                                               self.tips.get(tips_of[head.id]), head.subject,
                                                               head.payload["week"],
-                                                              [self.letters.part(d) for d in carried.get(head.id, [])])
+                                                              [self.letters.part(d) for d in carried.get(head.id, [])],
+                                                              self._question(question_of.get(head.id)))
                 except Exception as exc:  # noqa: BLE001 - one digest that cannot render fails alone
                     rendered[head.id] = Result.failed(f"cannot render ({exc.__class__.__name__})")
         return rendered
+
+    def _question(self, question_id: int | None) -> Question | None:
+        return None if question_id is None else self.questions.get([question_id])[0]
 
     @staticmethod
     def _carried(session: Session, ids: list[int]) -> dict[int, list[Delivery]]:

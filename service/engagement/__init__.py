@@ -4,7 +4,7 @@ machine-or-human rules (:mod:`.rules`), recording signals (:mod:`.recording`), s
 (:mod:`.webhook`)."""
 
 from service.engagement.tokens import (
-    ACK, CLICK, OPEN, PREFS, TEAM, Links, Signer, TokenData, hash_ip, make_links, signing_keys,
+    ACK, ANSWER, CLICK, OPEN, PREFS, TEAM, Links, Signer, TokenData, hash_ip, make_links, signing_keys,
 )
 from service.engagement.definition import (
     ENGAGING_KINDS, SIGNAL_KINDS, Rate, is_engaged, is_on_leave, is_reachable,
@@ -19,7 +19,7 @@ from service.engagement.recording import (
 )
 
 __all__ = [
-    "ACK", "AckResult", "CLICK", "CONFIRM", "ENGAGING_KINDS", "Links", "OPEN", "PREFS", "Rate", "Rules", "SIGNAL_KINDS",
+    "ACK", "ANSWER", "AckResult", "CLICK", "CONFIRM", "ENGAGING_KINDS", "Links", "OPEN", "PREFS", "Rate", "Rules", "SIGNAL_KINDS",
     "Settled", "Signal", "Signer", "TEAM", "TokenData", "Verdict", "ack_subject", "classify", "engaging", "hash_ip",
     "human_open", "is_engaged", "is_on_leave", "is_reachable", "make_links", "note_delivered", "note_digests_sent", "prune", "record_ack",
     "record_click", "refresh", "send_confirmation_link", "settle", "signing_keys", "snapshot", "weekly",

@@ -19,8 +19,8 @@ from service.config import Settings
 from service.models import AppSecret
 
 log = logging.getLogger(__name__)
-OPEN, CLICK, ACK, TEAM, PREFS = "o", "c", "a", "t", "p"  # TEAM: a supervisor's team page; PREFS: one's settings
-KINDS = {OPEN, CLICK, ACK, TEAM, PREFS}
+OPEN, CLICK, ACK, TEAM, PREFS, ANSWER = "o", "c", "a", "t", "p", "q"  # TEAM: a supervisor's team page;
+KINDS = {OPEN, CLICK, ACK, TEAM, PREFS, ANSWER}  # PREFS: one's settings; ANSWER: an option of a question
 TAG_BYTES = 16  # 128-bit tag: ample against forgery, keeps URLs short
 GENERATED_KEY_NAME = "signing_key"
 
@@ -107,6 +107,10 @@ class Links:
 
     def ack(self, delivery_id: int, subject: str = "") -> str:
         return f"{self.base_url}/ack/{self.signer.sign(TokenData(ACK, delivery_id, subject))}"
+
+    def answer(self, delivery_id: int, question_id: int, choice: int) -> str:
+        """A knowledge check's option: opens the answer page with it chosen (only its POST records)."""
+        return f"{self.base_url}/q/{self.signer.sign(TokenData(ANSWER, delivery_id, f'{question_id}:{choice}'))}"
 
     def preferences(self, delivery_id: int) -> str:
         """The reader's own preferences page, from any email they got (its person is the reader)."""

@@ -19,14 +19,14 @@ from service.outbox.claims import (
     record_results,
     release,
 )
-from service.outbox.enqueue import HELD_KINDS, NoticeRef, OutboxMessage, Queued, TipRef, enqueue
+from service.outbox.enqueue import HELD_KINDS, NoticeRef, OutboxMessage, QuestionRef, Queued, TipRef, enqueue
 from service.outbox.held import ATTENTION, HeldRow, bundle, carry, held_rows, mailed_on
 from service.outbox.held import release as release_held
 from service.outbox.pauses import pause, paused_channels, paused_reason, resume
 
 __all__ = [
     "ATTENTION", "AT_MOST_ONCE", "HELD_KINDS", "HeldRow", "bundle", "carry", "held_rows", "mailed_on",
-    "release_held", "BACKOFF_CAP_SECONDS", "NoticeRef", "OutboxMessage", "Queued", "TipRef", "backoff_seconds",
+    "release_held", "BACKOFF_CAP_SECONDS", "NoticeRef", "OutboxMessage", "QuestionRef", "Queued", "TipRef", "backoff_seconds",
     "claim", "count_due", "enqueue", "give_up_unconfirmed", "mark_sending", "pause", "paused_channels",
     "paused_reason", "quarantine_dead_sends", "record_results", "release", "resume",
 ]

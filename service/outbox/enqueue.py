@@ -36,6 +36,14 @@ class NoticeRef:
     notice_id: int
 
 
+@dataclass(frozen=True)
+class QuestionRef:
+    """A knowledge-check question the message asks."""
+
+    question_id: int
+
+
+ItemRef = TipRef | NoticeRef | QuestionRef
 SUBJECT_LIMIT = 300  # deliveries.subject
 
 
@@ -54,14 +62,14 @@ class OutboxMessage:
     channel: str = "email"
     subject: str = ""
     payload: Mapping[str, Any] = field(default_factory=dict)
-    items: tuple[TipRef | NoticeRef, ...] = ()
+    items: tuple[ItemRef, ...] = ()
     mail_day: date | None = None  # the person's email of that day (a digest, an attention email)
 
     def __post_init__(self) -> None:
         if (self.person_id is None) == (self.recipient is None):
             raise ValueError("an outbox message goes to a person or to a recipient, not both or neither")
-        if not all(isinstance(item, TipRef | NoticeRef) for item in self.items):
-            raise TypeError("outbox items are TipRef or NoticeRef values")
+        if not all(isinstance(item, ItemRef) for item in self.items):
+            raise TypeError("outbox items are TipRef, NoticeRef or QuestionRef values")
         if len(self.subject) > SUBJECT_LIMIT:  # the column's size; a cut subject says so
             object.__setattr__(self, "subject", self.subject[:SUBJECT_LIMIT - 1] + "…")
 
@@ -132,7 +140,7 @@ def _insert_deliveries(session: Session, messages: list[OutboxMessage], to: str)
 
 def _insert_items(session: Session, queued: list[Queued]) -> None:
     """Items grouped by the column they fill, so every statement has one shape."""
-    for column, ref in (("tip_id", TipRef), ("notice_id", NoticeRef)):
+    for column, ref in (("tip_id", TipRef), ("notice_id", NoticeRef), ("question_id", QuestionRef)):
         rows = [(q.delivery_id, position, getattr(item, column))
                 for q in queued for position, item in enumerate(q.message.items) if isinstance(item, ref)]
         if not rows:

@@ -20,8 +20,8 @@ from service.reports.figures import DELIVERY_PROBLEM, Window, engagement, team_o
 
 
 ENGAGEMENT_COLUMNS = ("email", "name", "role", "supervisor_email", "status", "engaged", "reachable", "human_opens",
-                      "machine_opens", "machine_signals", "clicks", "acks", "canvas_reads", "last_human_signal",
-                      "last_engaged")
+                      "machine_opens", "machine_signals", "clicks", "acks", "canvas_reads", "answers",
+                      "last_human_signal", "last_engaged")
 DELIVERY_COLUMNS = ("id", "kind", "channel", "period", "recipient", "status", "attempts", "created_at", "sent_at",
                     "provider_message_id", "last_error")
 
@@ -38,6 +38,7 @@ def engagement_rows(session: Session, window: Window, now: datetime, team_root: 
          "status": r.status, "engaged": "yes" if r.engaged else "no",
          "reachable": "yes" if r.reachable else "no", "human_opens": r.human_opens, "machine_opens": r.machine_opens,
          "machine_signals": r.machine_signals, "clicks": r.clicks, "acks": r.acks, "canvas_reads": r.canvas_reads,
+         "answers": r.answers,
          "last_human_signal": r.last_human_signal.isoformat() if r.last_human_signal else "",
          "last_engaged": r.last_engaged.isoformat() if r.last_engaged else ""}
         for r in rows

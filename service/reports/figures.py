@@ -139,6 +139,7 @@ class PersonEngagement:
     clicks: int  # settled human clicks only, like every count here
     acks: int
     canvas_reads: int
+    answers: int  # knowledge-check answers
     last_human_signal: datetime | None  # in the window, of any kind (an open too)
     last_engaged: datetime | None  # ever (kept on the person)
     undeliverable: bool
@@ -186,7 +187,7 @@ def has_managers(session: Session, root_id: int, scope) -> bool:
     """Whether anyone active below ``root_id`` (``scope``) reports to someone other than them:
     a manager of managers, whose reports roll up."""
     return bool(session.scalar(select(select(Person.id).where(
-        Person.active.is_(True), Person.supervisor_id != root_id, *_scoped(session, Person.id, scope)).exists())))
+        Person.active.is_(True), Person.supervisor_id != root_id, *scoped(session, Person.id, scope)).exists())))
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def _people(session: Session, window: Window, person_ids, *, new_hire_days: int,
                    func.sum(w.machine_signals).label("machine_signals"), func.sum(w.clicks).label("clicks"),
                    func.sum(w.acks).label("acks"), func.sum(w.canvas_reads).label("canvas_reads"),
                    func.sum(w.answers).label("answers"), func.max(w.last_human_at).label("last_human_signal"))
-            .where(w.week.between(window.first, window.last), *_scoped(session, w.person_id, person_ids))
+            .where(w.week.between(window.first, window.last), *scoped(session, w.person_id, person_ids))
             .group_by(w.person_id)
             .subquery()
         )
@@ -251,7 +252,7 @@ def _people(session: Session, window: Window, person_ids, *, new_hire_days: int,
             counts["human_opens"].label("human_opens"), counts["machine_opens"].label("machine_opens"),
             counts["machine_signals"].label("machine_signals"), counts["clicks"].label("clicks"),
             counts["acks"].label("acks"), counts["canvas_reads"].label("canvas_reads"),
-            sums.c.last_human_signal, Person.last_engaged_at.label("last_engaged"),
+            counts["answers"].label("answers"), sums.c.last_human_signal, Person.last_engaged_at.label("last_engaged"),
             undeliverable.label("undeliverable"), escalated.label("escalated"), Person.silent_digests,
             reachable.label("reachable"), on_leave.label("on_leave"), engaged.label("engaged"),
             _status(undeliverable=undeliverable, on_leave=on_leave, reachable=reachable, engaged=engaged,
@@ -259,7 +260,7 @@ def _people(session: Session, window: Window, person_ids, *, new_hire_days: int,
                     machine_signals=counts["machine_signals"]).label("status"),
         )
         .outerjoin(sums, sums.c.person_id == Person.id)
-        .where(*_scoped(session, Person.id, person_ids))
+        .where(*scoped(session, Person.id, person_ids))
     )
     if active_only:
         query = query.where(Person.active.is_(True))
@@ -320,7 +321,7 @@ def team_tallies(session: Session, window: Window, person_ids=None, *, new_hire_
                             .where(manager.active.is_(True)).group_by(a.ancestor_id))}
 
 
-def _scoped(session: Session, column, person_ids) -> list:
+def scoped(session: Session, column, person_ids) -> list:
     """``column`` among ``person_ids``: a list of ids (any number: an array parameter on PostgreSQL),
     or a query of them; None is everyone. Applied to the weeks too, so a team's week is not summed
     for everyone."""
@@ -369,7 +370,7 @@ def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], 
     w = EngagementWeek
     hired_by = case({key: literal(end - timedelta(days=new_hire_days), UTCDateTime()) for key, _, end in weeks},
                     value=w.week)  # joined by then: past the grace at the week's end
-    got_it = [w.week.in_([key for key, _, _ in weeks]), w.delivered.is_(True), *_scoped(session, w.person_id, person_ids)]
+    got_it = [w.week.in_([key for key, _, _ in weeks]), w.delivered.is_(True), *scoped(session, w.person_id, person_ids)]
     counts = select(w.week, func.count(), count_where(w.engaged)).group_by(w.week)
     everyone = session.execute(counts.where(*got_it)).tuples().all()
     newest = max(end for _, _, end in weeks) - timedelta(days=new_hire_days)
@@ -403,7 +404,7 @@ def overdue_notices(session: Session, person_ids, today: date) -> dict[int, list
         select(Delivery.person_id, Policy.title, Notice.due_on).distinct()
         .join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id).join(Notice, Notice.id == DeliveryItem.notice_id)
         .join(PolicyVersion, PolicyVersion.id == Notice.policy_version_id).join(Policy)
-        .where(Delivery.kind == "notice", *_scoped(session, Delivery.person_id, person_ids), Notice.due_on < today,
+        .where(Delivery.kind == "notice", *scoped(session, Delivery.person_id, person_ids), Notice.due_on < today,
                ~confirmed)
         .order_by(Notice.due_on)
     ):
@@ -437,12 +438,12 @@ def notice_progress(session: Session, person_ids, today: date) -> list[NoticePro
     sent = dict(session.execute(
         select(Delivery.period_key, func.count(Delivery.person_id))
         .where(NOTICE_ROWS, Delivery.period_key.in_([f"notice:{n.id}" for n in notices]),
-               *_scoped(session, Delivery.person_id, person_ids))
+               *scoped(session, Delivery.person_id, person_ids))
         .group_by(Delivery.period_key)).tuples().all())
     acked = dict(session.execute(
         select(Acknowledgement.notice_id, func.count())
         .where(Acknowledgement.notice_id.in_([n.id for n in notices]),
-               *_scoped(session, Acknowledgement.person_id, person_ids))
+               *scoped(session, Acknowledgement.person_id, person_ids))
         .group_by(Acknowledgement.notice_id)).tuples().all())
     return [NoticeProgress(n.id, n.title, n.label, n.due_on, int(acked.get(n.id, 0)), int(sent[f"notice:{n.id}"]))
             for n in notices if sent.get(f"notice:{n.id}")]

@@ -20,6 +20,7 @@ from service.reports.figures import (
     ATTENTION, PersonEngagement, Window, engagement, has_managers, last_weeks, notice_progress, overdue_notices,
     since_first_digest, tally, team_of, team_tallies, weekly_trend,
 )
+from service.reports.questions import SectionFigures, question_figures, section_figures
 
 
 @dataclass
@@ -49,9 +50,18 @@ def reason_in_words(row: PersonEngagement, overdue: dict[int, list[tuple[str, da
     return quiet + ("" if row.status == "no signal" else f" ({row.status})")
 
 
+def knowledge_checks(session: Session, scope, school: list[SectionFigures]) -> list[dict[str, str]]:
+    """Per section with answers: right the first time in the team, beside the whole school."""
+    team = {s.section: s for s in section_figures(question_figures(session, scope))}
+    return [{"section": s.section, "team": str(team[s.section]) if s.section in team else "–", "school": str(s)}
+            for s in school if s.answered]
+
+
 def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneInfo, today: date, *,
-                    new_hire_days: int) -> dict[str, object] | None:
-    """What one supervisor's weekly summary says, or None when there is nothing to report."""
+                    new_hire_days: int, school_checks: list[SectionFigures] | None = None
+                    ) -> dict[str, object] | None:
+    """What one supervisor's weekly summary says, or None when there is nothing to report.
+    ``school_checks``: the school-wide knowledge-check figures, if already counted for this run."""
     scope = team_of(session, supervisor.id)
     window = Window.week(week, zone)
     everyone = tally(session, window, scope, new_hire_days=new_hire_days)
@@ -75,6 +85,8 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
         "counts": everyone.counts,
         "people": [_display(r, zone, overdue) for r in listed],
         "rollup": rollup,
+        "checks": knowledge_checks(session, scope, school_checks if school_checks is not None
+                                   else section_figures(question_figures(session))),
     }
     if rollup:  # one line per direct team: the direct reports themselves, then each one's people
         direct = session.execute(select(Person.id, Person.name).where(
@@ -98,6 +110,7 @@ def compose_summaries(session: Session, settings, now: datetime, *, week: str | 
         .order_by(Person.id)
     ).all()
     weekday = WEEKDAYS.index(settings.summary_weekday)
+    school_checks = None  # counted once a run, when the first summary is due
     for supervisor in supervisors:
         zone = ZoneInfo(supervisor.timezone or settings.timezone)
         local_today = now.astimezone(zone).date()
@@ -112,7 +125,10 @@ def compose_summaries(session: Session, settings, now: datetime, *, week: str | 
         if exists:
             result.already += 1
             continue
-        payload = summary_payload(session, supervisor, key, zone, local_today, new_hire_days=settings.new_hire_days)
+        if school_checks is None:
+            school_checks = section_figures(question_figures(session))
+        payload = summary_payload(session, supervisor, key, zone, local_today, new_hire_days=settings.new_hire_days,
+                                  school_checks=school_checks)
         if payload is None:
             result.nothing_to_report += 1
             continue

@@ -24,7 +24,7 @@ from service.engagement import Rules, Signer, signing_keys
 from service.engagement.webhook import Verifier
 from service.models import utcnow
 from service.scheduler import Background
-from service.web import ack, admin, ops, policies, preferences, team, tracking, webhook
+from service.web import ack, admin, ops, policies, preferences, quiz, team, tracking, webhook
 from service.web.context import DeferredWrites, Web
 from service.web.headers import CrossOriginForms, SecurityHeaders
 from service.web.metrics import Metrics
@@ -45,7 +45,7 @@ class NudgeApp(FastAPI):
 
 
 ROUTERS = (tracking.router, ack.router, webhook.router, policies.router, ops.router, admin.router, team.router,
-           preferences.router)
+           preferences.router, quiz.router)
 
 
 def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,

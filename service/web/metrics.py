@@ -16,7 +16,7 @@ from service.models import Delivery, Escalation, utcnow
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.signals = Counter("nudge_tracking_signals_total", "Opens, clicks and acks received",
+        self.signals = Counter("nudge_tracking_signals_total", "Opens, clicks, acks and answers received",
                                ["kind", "machine"], registry=self.registry)
         self.webhook_events = Counter("nudge_webhook_events_total", "SendGrid webhook events stored",
                                       ["type", "machine"], registry=self.registry)
