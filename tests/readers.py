@@ -1,5 +1,5 @@
 """Readers who act only through the real doors: the open pixel, tracked links, the acknowledge
-page's button and SendGrid's signed webhook, against a live server whose clock the test moves.
+page's button, the quick check's answer page and SendGrid's signed webhook, against a live server whose clock the test moves.
 
 Tests that need engagement use these instead of writing events or aggregates themselves.
 """
@@ -38,6 +38,7 @@ class Links:
     pixel: str | None
     clicks: list[str]
     ack: str | None
+    options: list[str]  # a quick check's answers, in order
 
 
 def links_in(received: ReceivedEmail) -> Links:
@@ -45,7 +46,7 @@ def links_in(received: ReceivedEmail) -> Links:
     pixel = re.search(r'src="([^"]*/o/[^"]+\.gif)"', html)
     ack = re.search(r'href="([^"]*/ack/[^"]+)"', html)
     return Links(pixel.group(1) if pixel else None, re.findall(r'href="([^"]*/c/[^"]+)"', html),
-                 ack.group(1) if ack else None)
+                 ack.group(1) if ack else None, re.findall(r'href="([^"]*/q/[^"]+)"', html))
 
 
 class Readers:
@@ -137,3 +138,12 @@ class Doors:
         self.clock.now = at
         url = self.links(kind, delivery_id).ack
         assert self.client.post(url, headers={"User-Agent": agent}).status_code == 200
+
+    def answer(self, delivery_id: int, at: datetime, option: int, agent: str = CHROME):
+        """Tap an option of the digest's quick check (the page), then press "Check my answer"."""
+        self.clock.now = at
+        url = self.links("digest", delivery_id).options[option]
+        assert self.client.get(url, headers={"User-Agent": agent}).status_code == 200
+        answer = self.client.post(url, data={"choice": str(option)}, headers={"User-Agent": agent})
+        assert answer.status_code == 200, answer.status_code
+        return answer

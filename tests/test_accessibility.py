@@ -65,13 +65,19 @@ def test_every_page_and_email_kind_has_no_serious_or_critical_violation(played, 
         summary = email.message_from_bytes(emails["summary"].read_bytes(), policy=email.policy.default)
         ack = re.search(r"(http://\S+/ack/\S+)", digest.get_body(("plain",)).get_content()).group(1)
         team = re.search(r"(http://\S+/team/\S+)", summary.get_body(("plain",)).get_content()).group(1)
+        option = re.search(r"(http://\S+/q/\S+)", digest.get_body(("plain",)).get_content()).group(1)
         local = {"acknowledge page": ack.replace(result.base_url, live.url),
+                 "quick check page": option.replace(result.base_url, live.url),
                  "team page": team.replace(result.base_url, live.url),
                  "policy page": f"{live.url}/policies/social-media",
                  "sign-in page": f"{live.url}/admin/login"}
         for name, url in local.items():
             page.goto(url)
             found[name] = violations(page)
+            if name == "quick check page":
+                page.get_by_role("button", name="Check my answer").click()
+                page.wait_for_selector(".explanation")
+                found["answer page"] = violations(page)
         page.get_by_label("Admin token").fill(simulate.DEMO_TOKEN)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(f"{live.url}/admin")

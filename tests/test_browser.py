@@ -22,6 +22,7 @@ from service.engagement import Links, Signer
 from service.web.app import create_app
 from tests.conftest import REPO, LiveServer
 from tests.test_reports import WEEK, team  # noqa: F401 - the seeded team fixture
+from tests.test_knowledge_checks import school  # noqa: F401 - six people, the policy and the pack
 
 CHROMIUM = os.environ.get("NUDGE_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
@@ -135,3 +136,34 @@ def test_summary_email_renders_with_its_chart(browser, factory, settings, team) 
                          ("Eve Bounced", "undeliverable")):
         assert status in page.locator("tr", has_text=name).last.inner_text()
     page.screenshot(path=ARTIFACTS / "summary-email.png", full_page=True)
+
+
+def test_a_quick_check_answered_from_the_rendered_digest(browser, factory, school) -> None:  # noqa: F811
+    """A reader taps an option in the digest as their mail client shows it, presses "Check my
+    answer" and reads the explanation; the answer is recorded once."""
+    import email
+    import email.policy
+
+    from service.models import Answer
+    from tests.test_escalation import send_week
+    from tests.test_knowledge_checks import asked, digest_of
+
+    send_week(factory, school, 0)
+    delivery = digest_of(factory, "ann@x.org", "2026-W37")
+    question = asked(factory, delivery)
+    raw = (Path(school.outbox_dir) / "digest" / f"{delivery:08d}.eml").read_bytes()
+    html = email.message_from_bytes(raw, policy=email.policy.default).get_body(("html",)).get_content()
+    with LiveServer(create_app(school, factory)) as live:
+        page = browser.new_page(viewport={"width": 700, "height": 900})
+        page.set_content(html.replace(school.base_url, live.url))
+        page.get_by_role("link", name=question.options[question.correct]).click()
+        page.wait_for_url(f"{live.url}/q/**")
+        assert page.get_by_role("radio", name=question.options[question.correct]).is_checked()
+        page.get_by_role("button", name="Check my answer").click()
+        page.wait_for_selector(".explanation")
+        assert page.locator("h1").inner_text() == "Right!"
+        assert question.explanation in page.inner_text(".explanation")
+        assert question.quotes[0] in page.inner_text(".evidence")
+        page.screenshot(path=ARTIFACTS / "quick-check-answer.png", full_page=True)
+    with factory() as s:
+        assert [(a.choice, a.correct, a.scored) for a in s.scalars(select(Answer))] == [(question.correct, True, True)]

@@ -195,6 +195,23 @@ def test_engaging_resolves_and_the_next_email_says_so(factory, staff, doors) -> 
         assert "- Cat Reader: no clicks, confirmations or Canvas reads" in message.text
 
 
+def test_answering_a_quick_check_is_engagement_and_resolves_an_escalation(factory, staff, doors) -> None:
+    for week in range(6):
+        sent = send_week(factory, staff, week)
+        escalate(factory, staff, START + timedelta(weeks=week, days=1))
+    assert ("escalation", "div@x.org", "2026-W42") in queued(factory)  # ann never engaged: her supervisor heard
+    with factory() as s:
+        latest = s.scalar(select(Delivery.id).join(Person, Person.id == Delivery.person_id)
+                          .where(Person.email == "ann@x.org", Delivery.kind == "digest").order_by(Delivery.id.desc()))
+    doors.clock.now = sent + timedelta(seconds=2)  # her mail scanner follows the answer links: nothing
+    for url in doors.links("digest", latest).options:
+        assert doors.client.get(url, headers={"User-Agent": SCANNER}).status_code == 200
+    assert ("ann@x.org", "never_engaged", "engaged") not in escalate(factory, staff, START + timedelta(weeks=5, days=2)).resolved
+    doors.answer(latest, noon(START + timedelta(weeks=5, days=2)), 1)  # then she answers (right or wrong)
+    result = escalate(factory, staff, START + timedelta(weeks=5, days=3))
+    assert ("ann@x.org", "never_engaged", "engaged") in result.resolved
+
+
 def test_a_second_pass_on_the_same_day_sends_nothing_new(factory, staff) -> None:
     for week in range(6):
         send_week(factory, staff, week)
