@@ -171,7 +171,8 @@ def status(ctx: typer.Context) -> None:
                    str(sum(r[2] for r in summary.people_by_role)), style="bold")
     tables = [people,
               _table(("supervisor", "active reports"), "Teams", [(name, n) for name, _, n in summary.teams]),
-              _table(("policy", "section", "active tips", "inactive"), "Tips by section", summary.tips_by_section),
+              _table(("policy", "section", "tips", "inactive", "questions"), "Tips by section (active, inactive; questions)",
+                     summary.tips_by_section),
               _table(("policy", "title", "versions", "latest"), "Policies",
                      [(*row[:3], row[3] or "–") for row in summary.policies])]
     if summary.deliveries:

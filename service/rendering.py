@@ -137,7 +137,7 @@ def render_tip_block(tip: Tip, base_url: str) -> TipBlock:
         tip=tip, refs=refs, body_text="\n".join("  " + line for line in body_text.splitlines()),
         section_link=section_link, quote=quote,
     )
-    return TipBlock(css_inline.inline_fragment(html, email_css()), text, tuple(targets))
+    return TipBlock(css_inline.inline_fragment(html, email_css()), text + "\n\n", tuple(targets))  # a blank line
 
 
 def render_question_block(question: Question) -> TipBlock:

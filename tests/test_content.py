@@ -145,7 +145,7 @@ def test_a_tip_of_a_section_only_version_2_has_is_held_under_1_and_sent_after_2(
     with factory() as s:  # each tip carries its evidence: its first quote, in the email
         tips = {t.id: t for t in s.scalars(select(Tip))}
         last = s.scalar(select(Delivery).where(Delivery.period_key == "2026-W46"))
-        quoted = [tips[item.tip_id].quotes[0] for item in last.items]
+        quoted = [tips[item.tip_id].quotes[0] for item in last.items if item.tip_id is not None]
     text = email.message_from_bytes((Path(settings.outbox_dir) / "digest" / f"{last.id:08d}.eml").read_bytes(),
                                     policy=email.policy.default).get_body(("plain",)).get_content()
     for quote in quoted:

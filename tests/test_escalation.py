@@ -192,7 +192,7 @@ def test_engaging_resolves_and_the_next_email_says_so(factory, staff, doors) -> 
         delivery = s.get(Delivery, email.id)
         message = LetterRenderer("http://n", "School", Links("http://n", Signer(["k"]))).render(delivery)
         assert "Caught up since my last note" in message.html and "Ann Machine" in message.html
-        assert "- Cat Reader: no clicks, confirmations or Canvas reads" in message.text
+        assert "- Cat Reader: no clicks, confirmations, Canvas reads or quick-check answers" in message.text
 
 
 def test_answering_a_quick_check_is_engagement_and_resolves_an_escalation(factory, staff, doors) -> None:

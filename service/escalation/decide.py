@@ -311,7 +311,8 @@ class _Pass:
     def why(self, rung: Rung) -> str:
         if rung.reason == NEVER_ENGAGED:
             since = datetime.fromisoformat(rung.subject.removeprefix("since:")).astimezone(self.zone).date()
-            return f"no clicks, confirmations or Canvas reads of the weekly tips since {since.isoformat()}"
+            return (f"no clicks, confirmations, Canvas reads or quick-check answers on the weekly tips since "
+                    f"{since.isoformat()}")
         notice = self.state.notices.get(notice_in(rung.subject))
         due = notice.due_on.isoformat() if notice else "an earlier date"
         return f"hasn't confirmed the updated {notice.title if notice else 'policy'} (due {due})"

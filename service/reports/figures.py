@@ -24,6 +24,7 @@ from service.models import (
     Person,
     Policy,
     PolicyVersion,
+    Question,
     Tip,
     UTCDateTime,
 )
@@ -34,7 +35,7 @@ from service.engagement import Rate
 class Status:
     people_by_role: list[tuple[str, int, int]]  # role, active, inactive
     teams: list[tuple[str, str, int]]  # supervisor name, email, active reports
-    tips_by_section: list[tuple[str, str, int, int]]  # policy slug, section, active, inactive
+    tips_by_section: list[tuple[str, str, int, int, int]]  # policy slug, section, active, inactive, questions
     policies: list[tuple[str, str, int, str | None]]  # slug, title, versions, latest label
     deliveries: list[tuple[str, str, int]]  # kind, status, count
     engagement: list[tuple[str, bool, int]]  # kind, is_machine, count
@@ -64,8 +65,11 @@ def status_summary(session: Session) -> Status:
             .order_by(Person.name)
         ).tuples()
     )
+    questions = {(slug, section): n for slug, section, n in session.execute(
+        select(Policy.slug, Question.section, func.count()).join(Policy, Question.policy_id == Policy.id)
+        .where(Question.active.is_(True)).group_by(Policy.slug, Question.section))}
     tips_by_section = [
-        (slug, section, int(active or 0), int(total - (active or 0)))
+        (slug, section, int(active or 0), int(total - (active or 0)), questions.get((slug, section), 0))
         for slug, section, active, total in session.execute(
             select(
                 Policy.slug,

@@ -65,10 +65,12 @@ def test_a_killed_connection_during_compose_leaves_no_half_written_rows(pg_only,
     with victims() as s, s.begin():  # the rerun (a fresh connection from the pool) completes
         compose(s, settings, utcnow(), SchoolCalendar(), week="2026-W50")
     with factory() as s:
-        per_delivery = s.execute(select(DeliveryItem.delivery_id, func.count()).group_by(DeliveryItem.delivery_id)
-                                 ).all()
+        per_delivery = s.execute(select(DeliveryItem.delivery_id, func.count())
+                                 .where(DeliveryItem.tip_id.is_not(None)).group_by(DeliveryItem.delivery_id)).all()
+        asked = s.scalar(select(func.count()).select_from(DeliveryItem).where(DeliveryItem.question_id.is_not(None)))
         assert s.scalar(select(func.count()).select_from(Delivery)) == PEOPLE
     assert {n for _, n in per_delivery} == {settings.tips_per_digest} and len(per_delivery) == PEOPLE
+    assert asked == PEOPLE  # and each its question
     engine.dispose()
 
 
