@@ -561,16 +561,22 @@ def report_engagement(
         raise NudgeError(f"--since {since!r} is not a date like 2026-09-01") from None
     settings = runtime(ctx).settings
     with transaction(runtime(ctx).sessions()) as session:
-        root = None
-        if team is not None:
-            root = session.scalar(select(Person.id).where(Person.email == roster.normalize_email(team)))
-            if root is None:
-                raise NudgeError(f"--team: no person with email {team!r}")
+        root = _team_root(session, team)
         rows = reports.engagement_rows(session, reports.Window.since(start, ZoneInfo(settings.timezone)), utcnow(),
                                        root, new_hire_days=settings.new_hire_days)
     with _writing(csv_file) as out:
         count = reports.write_csv(rows, reports.ENGAGEMENT_COLUMNS, out)
     console.print(f"wrote {count} people to {csv_file}")
+
+
+def _team_root(session: Session, team: str | None) -> int | None:
+    """The person ``--team`` names (None without the option); a clear error for an unknown one."""
+    if team is None:
+        return None
+    root = session.scalar(select(Person.id).where(Person.email == roster.normalize_email(team)))
+    if root is None:
+        raise NudgeError(f"--team: no person with email {team!r}")
+    return root
 
 
 @report_app.command("questions")
@@ -581,13 +587,8 @@ def report_questions(
 ) -> None:
     """Knowledge checks per question: people asked, people who answered, right the first time."""
     with transaction(runtime(ctx).sessions()) as session:
-        scope = None
-        if team is not None:
-            root = session.scalar(select(Person.id).where(Person.email == roster.normalize_email(team)))
-            if root is None:
-                raise NudgeError(f"--team: no person with email {team!r}")
-            scope = reports.team_of(session, root)
-        figures = reports.question_figures(session, scope)
+        root = _team_root(session, team)
+        figures = reports.question_figures(session, None if root is None else reports.team_of(session, root))
     with _writing(csv_file) as out:
         count = reports.write_csv(reports.question_rows(figures), reports.QUESTION_COLUMNS, out)
     console.print(f"wrote {count} questions to {csv_file}")

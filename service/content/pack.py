@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from service.errors import InputErrors
 from service.models import Policy, Question, Tip
 from service.inputs import field_problem, read_text
+from service.content.entries import ID_RE, entry_header
 from service.content.questions import QuestionSpec, parse_question
 from service.policy import Section
 from service.policy.evidence import OK, Verdict, judge_tip
@@ -30,7 +31,6 @@ MAX_QUOTE_CHARS = 1000
 TOP_KEYS = {"policy", "tips", "questions"}
 POLICY_KEYS = {"slug", "title"}
 QUIET_FIELDS = {"position", "source"}  # bookkeeping: a reorder or a moved file is not an edit
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 SLUG_RE = ID_RE
 
 
@@ -144,23 +144,11 @@ def parse_pack(text: str, source: str) -> Pack:
         raw_tips = []
     first_line: dict[str, int] = {}
     for index, raw in enumerate(raw_tips, start=1):
-        if not isinstance(raw, dict):
-            problems.append(f"tips[{index}]: each tip is a mapping")
+        header = entry_header(raw, index, "tip", TIP_KEYS, first_line, problems)
+        if header is None:
             continue
+        key, where = header
         line = raw["__line__"]
-        key = str(raw.get("id") or "").strip()
-        where = f"line {line}: tip {key!r}" if key else f"line {line}: tip #{index}"
-        extra = sorted(str(k) for k in set(raw) - TIP_KEYS - {"__line__"})
-        if extra:
-            problems.append(f"{where}: unknown key(s): {', '.join(extra)}")
-        if not key:
-            problems.append(f"{where}: id is required")
-        elif not ID_RE.match(key):
-            problems.append(f"{where}: id must be lower-case letters, digits and dashes")
-        elif key in first_line:
-            problems.append(f"{where}: duplicate id (first on line {first_line[key]})")
-        else:
-            first_line[key] = line
         values = {}
         for name in ("section", "title", "body"):
             value = raw.get(name)

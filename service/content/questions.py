@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from service.content.entries import entry_header
 from service.inputs import field_problem
 
 QUESTION_KEYS = {"id", "section", "question", "options", "answer", "explanation", "source", "tip", "audience"}
@@ -75,23 +76,10 @@ def parse_question(raw: Any, index: int, tips: dict[str, str], seen: dict[str, i
                    string_list) -> QuestionSpec | None:
     """One entry of ``questions:``; ``tips`` maps the pack's tip ids to their sections, ``seen``
     the question ids so far (to their lines). Problems are appended, naming the line and id."""
-    if not isinstance(raw, dict):
-        problems.append(f"questions[{index}]: each question is a mapping")
+    header = entry_header(raw, index, "question", QUESTION_KEYS, seen, problems)
+    if header is None:
         return None
-    line = raw["__line__"]
-    key = str(raw.get("id") or "").strip()
-    where = f"line {line}: question {key!r}" if key else f"line {line}: question #{index}"
-    extra = sorted(str(k) for k in set(raw) - QUESTION_KEYS - {"__line__"})
-    if extra:
-        problems.append(f"{where}: unknown key(s): {', '.join(extra)}")
-    if not key:
-        problems.append(f"{where}: id is required")
-    elif not re.match(r"^[a-z0-9][a-z0-9-]{0,99}$", key):
-        problems.append(f"{where}: id must be lower-case letters, digits and dashes")
-    elif key in seen:
-        problems.append(f"{where}: duplicate id (first on line {seen[key]})")
-    else:
-        seen[key] = line
+    key, where = header
     section = _one_line(raw, "section", LIMITS["section"], where, problems)
     prompt = _one_line(raw, "question", LIMITS["question"], where, problems)
     explanation = _one_line(raw, "explanation", LIMITS["explanation"], where, problems)
@@ -114,4 +102,4 @@ def parse_question(raw: Any, index: int, tips: dict[str, str], seen: dict[str, i
     audience = [a.lower() for a in string_list(raw.get("audience", ["all"]), where, "audience", problems)]
     correct = options.index(answer) if answer in options else 0
     return QuestionSpec(key, section, prompt, options, correct, explanation, quotes, tip_key, audience or ["all"],
-                        line)
+                        raw["__line__"])
