@@ -46,6 +46,7 @@ from service.digests import subject_for  # noqa: E402
 from service.digests.sending import Recipient  # noqa: E402
 from service.engagement import make_links  # noqa: E402
 from service.rendering import DigestRenderer  # noqa: E402
+from service.quiz import question_catalogue  # noqa: E402
 
 WEEK = "2026-W50"
 NOW = datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
@@ -74,17 +75,19 @@ def add_people(factory, count: int) -> None:
 
 def own_render_rate(factory, settings, sample: int) -> float:
     """Digests/s of the pipeline's own per-message work for the same people, in the same run:
-    the shared skeleton rendered once, then per person the tip blocks' links signed and filled
-    and the values made (`DigestRenderer.message`, as `DigestBatch` calls it). No database, no HTTP."""
+    the shared skeleton rendered once, then per person the tip blocks' and the quick check's links
+    signed and filled and the values made (`DigestRenderer.message`, as `DigestBatch` calls it).
+    No database, no HTTP."""
     with factory() as s:
         renderer = DigestRenderer(settings.base_url, settings.organisation, make_links(s, settings))
         tips = rotation_order(tip_catalogue(s).values())[: settings.tips_per_digest]
-        for tip in tips:
-            tip.policy  # noqa: B018 - load before the timer
+        question = next(iter(rotation_order(question_catalogue(s).values())), None)  # a digest asks one
+        for item in (*tips, *([question] if question else [])):
+            item.policy  # noqa: B018 - load before the timer
         people = [Recipient(p.email, p.name) for p in s.query(Person).order_by(Person.id).limit(sample)]
     start = time.perf_counter()
     for index, person in enumerate(people):
-        renderer.message(index + 1, person, tips, subject_for(tips[0]), WEEK)
+        renderer.message(index + 1, person, tips, subject_for(tips[0]), WEEK, question=question)
     return len(people) / (time.perf_counter() - start)
 
 
