@@ -344,7 +344,7 @@ def run(
             if on_week is not None:
                 on_week(row)
         with factory() as s:
-            worst = reports.most_misunderstood(reports.section_figures(reports.question_figures(s)))
+            worst = reports.most_misunderstood(reports.sections_of(s))
             result.misunderstood = f"{worst.section}: {worst}" if worst else None
         result.outbox_files = write_outbox(sendgrid.emails, sent_on, outbox_dir, Sender.from_settings(settings))
         result.seconds = time.perf_counter() - started

@@ -8,7 +8,7 @@ from service.reports.figures import (
 )
 from service.reports.questions import (
     QUESTION_COLUMNS, QuestionFigures, SectionFigures, most_misunderstood, question_figures, question_rows,
-    section_figures,
+    section_figures, sections_of,
 )
 from service.reports.summaries import SummaryResult, compose_summaries, knowledge_checks, summary_payload
 from service.reports.exports import (
@@ -17,7 +17,7 @@ from service.reports.exports import (
 
 __all__ = [
     "QUESTION_COLUMNS", "QuestionFigures", "SectionFigures", "most_misunderstood", "question_figures", "question_rows",
-    "section_figures", "knowledge_checks",
+    "section_figures", "sections_of", "knowledge_checks",
     "Tally", "has_managers", "tally", "team_tallies",
     "ATTENTION", "DELIVERY_COLUMNS", "DELIVERY_PROBLEM", "ENGAGEMENT_COLUMNS", "NoticeProgress",
     "PersonEngagement", "STATUS_ORDER", "Status", "SummaryResult", "TrendPoint", "compose_summaries",

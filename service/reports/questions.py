@@ -39,24 +39,30 @@ class SectionFigures:
         return f"{self.share:.0%} right first time ({self.right_first} of {self.answered} first answers)"
 
 
-def question_figures(session: Session, person_ids=None) -> list[QuestionFigures]:
-    """Every question ever asked or in the pack, in pack order; ``person_ids`` as reports scope
-    (None: everyone)."""
-    asked = dict(session.execute(
+def question_figures(session: Session, person_ids=None, *, asked: bool = True) -> list[QuestionFigures]:
+    """Every question ever answered or in the pack, in pack order; ``person_ids`` as reports scope
+    (None: everyone). ``asked=False`` leaves "asked" at 0: counting it reads every question a
+    digest carried (a district's year is five million), which only the CSV export needs."""
+    asked_by = dict(session.execute(
         select(DeliveryItem.question_id, func.count(distinct(Delivery.person_id)))
         .join(Delivery, Delivery.id == DeliveryItem.delivery_id)
         .where(DeliveryItem.question_id.is_not(None), Delivery.status == "sent",
                *scoped(session, Delivery.person_id, person_ids))
-        .group_by(DeliveryItem.question_id)).tuples().all())
+        .group_by(DeliveryItem.question_id)).tuples().all()) if asked else {}
     answers = {q: (n, right) for q, n, right in session.execute(
         select(Answer.question_id, func.count(), count_where(Answer.correct))
         .where(Answer.scored.is_(True), *scoped(session, Answer.person_id, person_ids))
         .group_by(Answer.question_id))}
     questions = session.scalars(select(Question).where(
-        Question.active.is_(True) | Question.id.in_(list(asked) + list(answers)))
+        Question.active.is_(True) | Question.id.in_(list(asked_by) + list(answers)))
         .order_by(Question.policy_id, Question.position, Question.id))
-    return [QuestionFigures(q.section, q.key, q.prompt, asked.get(q.id, 0), *answers.get(q.id, (0, 0)))
+    return [QuestionFigures(q.section, q.key, q.prompt, asked_by.get(q.id, 0), *answers.get(q.id, (0, 0)))
             for q in questions]
+
+
+def sections_of(session: Session, person_ids=None) -> list[SectionFigures]:
+    """Right first time per section (what the pages and the summary show), from the first answers."""
+    return section_figures(question_figures(session, person_ids, asked=False))
 
 
 def section_figures(questions: list[QuestionFigures]) -> list[SectionFigures]:

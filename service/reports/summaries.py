@@ -20,7 +20,7 @@ from service.reports.figures import (
     ATTENTION, PersonEngagement, Window, engagement, has_managers, last_weeks, notice_progress, overdue_notices,
     since_first_digest, tally, team_of, team_tallies, weekly_trend,
 )
-from service.reports.questions import SectionFigures, question_figures, section_figures
+from service.reports.questions import SectionFigures, sections_of
 
 
 @dataclass
@@ -52,7 +52,7 @@ def reason_in_words(row: PersonEngagement, overdue: dict[int, list[tuple[str, da
 
 def knowledge_checks(session: Session, scope, school: list[SectionFigures]) -> list[dict[str, str]]:
     """Per section with answers: right the first time in the team, beside the whole school."""
-    team = {s.section: s for s in section_figures(question_figures(session, scope))}
+    team = {s.section: s for s in sections_of(session, scope)}
     return [{"section": s.section, "team": str(team[s.section]) if s.section in team else "–", "school": str(s)}
             for s in school if s.answered]
 
@@ -86,7 +86,7 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
         "people": [_display(r, zone, overdue) for r in listed],
         "rollup": rollup,
         "checks": knowledge_checks(session, scope, school_checks if school_checks is not None
-                                   else section_figures(question_figures(session))),
+                                   else sections_of(session)),
     }
     if rollup:  # one line per direct team: the direct reports themselves, then each one's people
         direct = session.execute(select(Person.id, Person.name).where(
@@ -126,7 +126,7 @@ def compose_summaries(session: Session, settings, now: datetime, *, week: str | 
             result.already += 1
             continue
         if school_checks is None:
-            school_checks = section_figures(question_figures(session))
+            school_checks = sections_of(session)
         payload = summary_payload(session, supervisor, key, zone, local_today, new_hire_days=settings.new_hire_days,
                                   school_checks=school_checks)
         if payload is None:

@@ -177,7 +177,7 @@ def overview(request: Request, web: Web = Depends(current)) -> Response:
             session, reports.last_weeks(week, 8, web.zone), None, new_hire_days=web.settings.new_hire_days))
         notices = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date())
         tally = reports.tally(session, window, new_hire_days=web.settings.new_hire_days)
-        sections = reports.section_figures(reports.question_figures(session))
+        sections = reports.sections_of(session)
     checks = [{"section": s.section, "school": str(s)} for s in sections if s.answered]
     return page("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
                 undeliverable=undeliverable, by_status=by_status, notices=notices, rate=tally.rate,
@@ -222,7 +222,7 @@ def team(person_id: int, request: Request, web: Web = Depends(current)) -> Respo
         paging = Paging.of(request.query_params.get("page"), tally.people)
         rows = reports.engagement(session, window, scope, new_hire_days=web.settings.new_hire_days,
                                   offset=paging.offset, limit=paging.size)
-        checks = reports.knowledge_checks(session, scope, reports.section_figures(reports.question_figures(session)))
+        checks = reports.knowledge_checks(session, scope, reports.sections_of(session))
     return page("admin_team", week=week, lead=lead, rows=rows, rate=tally.rate, zone=web.zone, paging=paging,
                 checks=checks)
 

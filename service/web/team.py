@@ -48,7 +48,7 @@ def team_view(token: str, request: Request, web: Web = Depends(current)) -> Resp
         trend = reports.since_first_digest(reports.weekly_trend(
             session, reports.last_weeks(week, 8, zone), scope, new_hire_days=web.settings.new_hire_days))
         notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
-        checks = reports.knowledge_checks(session, scope, reports.section_figures(reports.question_figures(session)))
+        checks = reports.knowledge_checks(session, scope, reports.sections_of(session))
     response = page("team_view", lead=lead, week=week, rate=tally.rate, rollup=rollup, notices=notices, checks=checks,
                     rows=rows, zone=zone, paging=paging,
                     chart=trend_svg([p.label for p in trend], [p.rate for p in trend]))
