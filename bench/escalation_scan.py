@@ -1,7 +1,7 @@
 """Escalation pass and supervisor summary at district scale, on PostgreSQL.
 
 Builds 100,000 people in a hierarchy, 52 weekly digests each (5.2 million sent
-deliveries, three tips each), two policy notices to everyone (one overdue for 1 in 10,
+deliveries, three tips and a quick check each; about 530,000 first answers), two policy notices to everyone (one overdue for 1 in 10,
 one whose 7-day reminder falls on the pass's day for half), and about 15 million
 engagement events server-side with generate_series, then times the escalation pass
 (the first records reminders, nudges with their tips and escalations on one day; then
@@ -76,6 +76,19 @@ def build(engine, people: int, weeks: int, notice: bool = True, first_monday: da
             INSERT INTO delivery_items (delivery_id, position, tip_id)
             SELECT d.id, k, t.ids[1 + ((d.id * 3 + k) % t.n)]
             FROM deliveries d, t, generate_series(0, 2) k WHERE d.kind = 'digest'"""))
+        # and asks one quick check (the pack's in turn); six in ten of those who engage answer each
+        # question, seven in ten of them right the first time (the scored answers reports read)
+        conn.execute(text("""
+            WITH q AS (SELECT array_agg(id ORDER BY position) AS ids, count(*) AS n FROM questions WHERE state = 'ok')
+            INSERT INTO delivery_items (delivery_id, position, question_id)
+            SELECT d.id, 3, q.ids[1 + (d.person_id + d.id) % q.n] FROM deliveries d, q WHERE d.kind = 'digest'"""))
+        conn.execute(text("""
+            INSERT INTO answers (person_id, question_id, delivery_id, choice, correct, scored, at)
+            SELECT DISTINCT ON (d.person_id, i.question_id) d.person_id, i.question_id, d.id, 0,
+                   (d.person_id + i.question_id) % 10 < 7, true, d.sent_at + interval '2 hours'
+            FROM deliveries d JOIN delivery_items i ON i.delivery_id = d.id AND i.question_id IS NOT NULL
+            WHERE d.kind = 'digest' AND d.person_id % 10 <> 0 AND (d.person_id * 7 + i.question_id) % 10 < 6
+            ORDER BY d.person_id, i.question_id, d.id"""))
         if notice:
             as_of = as_of_for(first_monday, weeks)
             add_notice(conn, people, as_of - timedelta(days=21, hours=17), "2", "p % 10 <> 3")

@@ -193,6 +193,11 @@ def test_reports_count_first_answers_as_a_hand_count_does(factory, school, doors
          "school": "67% right first time (2 of 3 first answers)"},
         {"section": "Social Media Best Practices", "team": "50% right first time (1 of 2 first answers)",
          "school": "50% right first time (1 of 2 first answers)"}]
+    with factory() as s:  # the head's team is everyone else: the school less the head's own (none)
+        head = s.scalar(select(Delivery).join(Person, Person.id == Delivery.person_id)
+                        .where(Person.email == "head@x.org", Delivery.kind == "summary"))
+    assert [(c["team"], c["school"]) for c in head.payload["checks"]] == [
+        ("67% right first time (2 of 3 first answers)",) * 2, ("50% right first time (1 of 2 first answers)",) * 2]
     for eml in (Path(doors.folder) / "summary").glob("*.eml"):
         message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
         assert "Quick checks, right the first time (so far):" in message.get_body(("plain",)).get_content()

@@ -33,6 +33,12 @@ class SectionFigures:
     def share(self) -> float | None:
         return self.right_first / self.answered if self.answered else None
 
+    def less(self, other: SectionFigures | None) -> SectionFigures:
+        """These figures without ``other``'s (one person's, say)."""
+        if other is None:
+            return self
+        return SectionFigures(self.section, self.answered - other.answered, self.right_first - other.right_first)
+
     def __str__(self) -> str:
         if not self.answered:
             return "– (no answers yet)"

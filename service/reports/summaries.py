@@ -17,7 +17,7 @@ from service.models import (
 )
 from service.outbox import OutboxMessage, enqueue
 from service.reports.figures import (
-    ATTENTION, PersonEngagement, Window, engagement, has_managers, last_weeks, notice_progress, overdue_notices,
+    AllBut, ATTENTION, PersonEngagement, Window, engagement, has_managers, last_weeks, notice_progress, overdue_notices,
     since_first_digest, tally, team_of, team_tallies, weekly_trend,
 )
 from service.reports.questions import SectionFigures, sections_of
@@ -51,8 +51,14 @@ def reason_in_words(row: PersonEngagement, overdue: dict[int, list[tuple[str, da
 
 
 def knowledge_checks(session: Session, scope, school: list[SectionFigures]) -> list[dict[str, str]]:
-    """Per section with answers: right the first time in the team, beside the whole school."""
-    team = {s.section: s for s in sections_of(session, scope)}
+    """Per section with answers: right the first time in the team, beside the whole school. The
+    team of a whole district's head is the school less the head's own answers (not a second count
+    of half a million)."""
+    if isinstance(scope, AllBut):
+        own = {s.section: s for s in sections_of(session, [scope.person_id])}
+        team = {s.section: s.less(own.get(s.section)) for s in school}
+    else:
+        team = {s.section: s for s in sections_of(session, scope)}
     return [{"section": s.section, "team": str(team[s.section]) if s.section in team else "–", "school": str(s)}
             for s in school if s.answered]
 
