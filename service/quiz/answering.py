@@ -18,7 +18,7 @@ from service.engagement.aggregates import refresh
 from service.engagement.weekly import recount
 from service.models import Answer, Delivery, DeliveryItem, EngagementEvent, Question
 
-ANSWER = "answer"  # the engagement event's kind
+EVENT_KIND = "answer"  # the engagement event's (service.engagement.ANSWER is the link token's kind)
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,7 @@ def kept_answer(session: Session, asking: Asking) -> Answer | None:
 @dataclass(frozen=True)
 class AnswerResult:
     recorded: bool  # False: this digest's question was answered already (that answer is kept)
-    kept: Answer  # the answer kept for this digest's question
-    scored: bool  # the kept answer is the person's first to this question
+    kept: Answer  # the answer kept for this digest's question (``scored``: the person's first to it)
 
 
 def record_answer(session: Session, asking: Asking, choice: int, signal: Signal, *, default_zone: str
@@ -69,11 +68,11 @@ def record_answer(session: Session, asking: Asking, choice: int, signal: Signal,
     }], ["person_id", "question_id", "delivery_id"])
     if inserted:
         session.add(EngagementEvent(
-            delivery_id=asking.delivery_id, person_id=asking.person_id, kind=ANSWER, source="quiz",
+            delivery_id=asking.delivery_id, person_id=asking.person_id, kind=EVENT_KIND, source="quiz",
             is_machine=False, target=f"question:{question.id}", user_agent=(signal.user_agent or "")[:500] or None,
             ip_hash=signal.ip_hash, at=signal.at))
         session.flush()
         refresh(session, [asking.person_id])
         recount(session, [(asking.person_id, signal.at)], default_zone)
     kept = kept_answer(session, asking)  # inserted now, or kept before
-    return AnswerResult(bool(inserted), kept, kept.scored)
+    return AnswerResult(bool(inserted), kept)
