@@ -258,6 +258,7 @@ class Notice(Base):
 # a delivery the problems page lists: given up, in doubt, retried or with an error; literal SQL so
 # PostgreSQL matches the query to its partial index (a district's millions of rows have few problems)
 DELIVERY_PROBLEM = "status IN ('failed', 'unconfirmed') OR attempts > 1 OR last_error IS NOT NULL"
+SENT_DIGEST = "kind = 'digest' AND status = 'sent'"
 
 
 class Delivery(Base):
@@ -278,6 +279,10 @@ class Delivery(Base):
         # who got which notice, without reading millions of digests (digest rows are not in it)
         Index("ix_deliveries_notice_person", "person_id", postgresql_where=text("kind = 'notice'"),
               sqlite_where=text("kind = 'notice'")),
+        # a person's sent digests by time: the digests since a nudge or since someone last engaged
+        # (a district's year is 52 rows a person, each in a different page of the table)
+        Index("ix_deliveries_digests_sent", "person_id", "sent_at",
+              postgresql_where=text(SENT_DIGEST), sqlite_where=text(SENT_DIGEST)),
         # the held rows, few at any time; and whether a person already has their email of a day
         Index("ix_deliveries_held", "person_id", postgresql_where=text("status = 'held'"),
               sqlite_where=text("status = 'held'")),

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Integer, any_, bindparam, case, create_engine, event, func, literal_column, text
+from sqlalchemy import ColumnElement, Connection, Engine, Integer, any_, bindparam, case, create_engine, event, func, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,12 +94,11 @@ def sqlite_write_locked(session: Session, wait_ms: int) -> bool:
     return False
 
 
-def is_postgres(session_or_engine: Session | Engine) -> bool:
-    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
-    return bind.dialect.name == "postgresql"
+def is_postgres(bind: Session | Engine | Connection) -> bool:
+    return (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name == "postgresql"
 
 
-def in_ids(session: Session, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
+def in_ids(session: Session | Connection, column: Any, ids: Collection[int]) -> ColumnElement[bool]:
     """``column IN ids``; on PostgreSQL one array parameter (``= ANY``) instead of one per id,
     which spares the driver and the planner most of the work for batches of thousands."""
     if is_postgres(session):

@@ -15,7 +15,7 @@ count towards any threshold, and no new step is taken during a break.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -165,7 +165,7 @@ class _Pass:
         for key in sorted(k for k in self.open_of.get(person.id, ()) if k[1] == reason and closes(subject, k[2])):
             rung = self.open.pop(key)
             self.open_of[person.id].discard(key)
-            self.closed[key] = replace(rung, resolved_at=self.as_of, resolution=why)
+            self.closed[key] = rung._replace(resolved_at=self.as_of, resolution=why)
             self.intents.resolutions.append((key, why))
             if rung.level >= 1 or reason == NEVER_ENGAGED:
                 self.intents.result.resolved.append((person.email, reason, why))
@@ -190,10 +190,12 @@ class _Pass:
                 person = self.state.people[person_id]
                 self.resolve(person, NOTICE_REMINDER, f"notice:{notice_id}", "acknowledged")
                 self.resolve(person, NOTICE_OVERDUE, f"notice:{notice_id}", "acknowledged")
+        days_off = self.calendar.days_off_after(self.today)  # reminders due on them go out today instead
         for notice_id in sorted(self.state.unconfirmed):
             notice = self.state.notices[notice_id]
             subject = f"notice:{notice.id}"
-            school_today = notice.created_at.astimezone(self.zone).date() + timedelta(days=self.elapsed(notice.created_at))
+            created = notice.created_at.astimezone(self.zone).date()
+            school_today = created + timedelta(days=self.elapsed(notice.created_at))
             for person_id in sorted(self.state.unconfirmed[notice_id]):
                 person = self.state.people[person_id]
                 if not self.eligible(person):
@@ -203,8 +205,6 @@ class _Pass:
                     self.climb(person, NOTICE_OVERDUE, subject)
                     continue
                 due_in = (notice.due_on - school_today).days
-                # a reminder due on the days off before the next school day goes out today instead
-                days_off = self.calendar.days_off_after(self.today)
                 passed = [d for d in self.settings.reminder_days if due_in - days_off <= d]
                 if passed:  # only the latest reminder due; earlier ones missed are not sent late
                     days = min(passed)

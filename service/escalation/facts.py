@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import NamedTuple
 
 
 RungKey = tuple[int, str, str, int]  # person, reason, subject, level: unique in ``escalations``
@@ -16,8 +18,9 @@ def notice_in(subject: str) -> int:
     return int(subject.split(":")[1])
 
 
-@dataclass(frozen=True)
-class StaffMember:
+class StaffMember(NamedTuple):
+    """A person as the ladder sees them (a tuple: a district's 100,000 are built each pass)."""
+
     id: int
     email: str
     name: str
@@ -32,9 +35,8 @@ class StaffMember:
     leave_until: date | None = None
 
 
-@dataclass(frozen=True)
-class Rung:
-    """One stored step of the ladder."""
+class Rung(NamedTuple):
+    """One stored step of the ladder (a tuple, like :class:`StaffMember`)."""
 
     key: RungKey
     opened_at: datetime
@@ -78,7 +80,7 @@ class State:
     open_rungs: list[Rung]
     notified_rungs: list[Rung]  # every rung of level 1 and up, open or not, in the order they were made
     notices: dict[int, NoticeFacts]
-    unconfirmed: dict[int, set[int]]  # notice -> people who got it and have not confirmed it
+    unconfirmed: dict[int, Collection[int]]  # notice -> people who got it and have not confirmed it
     confirmed: set[tuple[int, int]]  # (person, notice) confirmed, for people with an open notice rung
     digests_since_nudge: dict[int, int]  # person -> digests sent since their open nudge
     digests_since_silence: dict[int, list[tuple[datetime, int, int]]] = field(default_factory=dict)
