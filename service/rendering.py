@@ -435,10 +435,12 @@ class LetterRenderer:
         cid = f"trend-{delivery.id}@policy-nudge"
         chart = InlineImage(cid, trend_png([p["label"] for p in trend], rates), "png", "engagement-trend.png")
         rate = payload.get("rate")
-        return {"rate": rate if isinstance(rate, dict) else {"reachable": 0}, "trend": trend,
-                "teams": payload.get("teams", []),
-                "people": payload.get("people", []), "notices": payload.get("notices", []),
-                "rollup": payload.get("rollup", False), "checks": payload.get("checks", []), "chart_cid": cid, "chart_alt": alt, "images": [chart],
+        teams, people = payload.get("teams", []), payload.get("people", [])
+        return {"rate": rate if isinstance(rate, dict) else {"reachable": 0}, "trend": trend, "teams": teams,
+                "more_teams": payload.get("teams_total", len(teams) - 1) - (len(teams) - 1), "people": people,
+                "more_people": payload.get("people_total", len(people)) - len(people),
+                "notices": payload.get("notices", []), "rollup": payload.get("rollup", False),
+                "checks": payload.get("checks", []), "chart_cid": cid, "chart_alt": alt, "images": [chart],
                 "team_url": self.links.team(delivery.id) if delivery.person else None,
                 "headline": f"Your team's week ({payload['week']})"}
 

@@ -3,7 +3,9 @@ at a time, with figures counted by the database for everyone (not for the page s
 
 from __future__ import annotations
 
+import email
 import re
+from email import policy
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,8 +14,9 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from service import reports, usecases
+from service.channels.outbox import OutboxChannel
 from service.engagement import is_engaged, is_reachable
-from service.models import Person
+from service.models import Delivery, Person
 from service.paths import CONTENT_DIR
 from service.web.app import create_app
 from service.web.context import Paging
@@ -58,6 +61,37 @@ def test_a_big_team_and_a_notice_are_paged_with_counts_for_everyone(factory, set
         assert notice.status_code == 200 and "0 of 449 confirmed" in notice.text
         assert "Showing 201–400 of 449" in client.get("/admin/notices/1", params={"page": 2}).text
         assert len(re.findall(r"not yet", client.get("/admin/notices/1", params={"page": 3}).text)) == 49
+
+
+def test_a_district_heads_summary_lists_the_lowest_teams_and_the_most_pressing_people(
+        factory, settings, tmp_path: Path) -> None:
+    """60 leads with a teacher each: the head's email shows 50 teams, lowest first, and 50 people,
+    and says how many more the team page has (a district's 5,000 teams once went in whole)."""
+    roster = tmp_path / "roster.csv"
+    roster.write_text("email,name,role,department,supervisor_email,timezone,canvas_user_id\n"
+                      "head@x.org,Hana Head,administrator,,,,\n"
+                      + "".join(f"l{i:02d}@x.org,Lead {i:02d},administrator,,head@x.org,,\n"
+                                f"t{i:02d}@x.org,Teacher {i:02d},teacher,,l{i:02d}@x.org,,\n" for i in range(60)))
+    usecases.import_people(factory, roster, now=datetime(2026, 1, 5, tzinfo=UTC))
+    with factory() as s, s.begin():
+        store_policy(s)
+    usecases.publish_policy_version(factory, settings, CONTENT_DIR / "policies" / "social-media-v2.txt",
+                                    slug="social-media", label="2", now=NOW)  # pending: there is something to say
+    usecases.dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: NOW).drain()
+    friday, monday = datetime(2026, 11, 27, 22, tzinfo=UTC), datetime(2026, 11, 30, 15, tzinfo=UTC)
+    assert "head@x.org" in usecases.weekly_summaries(factory, settings, friday).recipients
+    usecases.dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: monday).drain()
+    with factory() as s:
+        head = s.scalar(select(Delivery.id).join(Person).where(Delivery.kind == "summary", Person.email == "head@x.org"))
+    message = email.message_from_bytes((Path(settings.outbox_dir) / "summary" / f"{head:08d}.eml").read_bytes(),
+                                       policy=policy.default)
+    text = message.get_body(("plain",)).get_content()
+    assert "By team, lowest first:" in text and "And 10 more teams: see them all on your team page." in text
+    assert len(re.findall(r"^  Lead \d\d \(1 person\)", text, re.M)) == 50
+    assert len(re.findall(r"^  - (Lead|Teacher) \d\d:", text, re.M)) == 50  # nobody has engaged: all 120 listed
+    assert "And 70 more people: see everyone on your team page." in text
+    html = message.get_body(("html",)).get_content()
+    assert "And 70 more people" in html and html.count("<td>Lead ") + html.count("<td>Teacher ") == 100
 
 
 def test_the_database_judges_engaged_and_reachable_as_the_one_definition_does(factory, settings, team) -> None:

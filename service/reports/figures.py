@@ -274,14 +274,16 @@ def _people(session: Session, window: Window, person_ids, *, new_hire_days: int,
 def engagement(
     session: Session, window: Window, person_ids=None, *, new_hire_days: int, active_only: bool = True,
     as_of: datetime | None = None, statuses: tuple[str, ...] | None = None, offset: int = 0,
-    limit: int | None = None,
+    limit: int | None = None, pressing: bool = False,
 ) -> list[PersonEngagement]:
-    """Per person, by name: the window's signals by kind and machine/human, the last engagement
-    ever (kept on the person), whether they are reachable at the window's end or ``as_of`` if
-    sooner (new hires are not yet), the status; only ``statuses`` if given, ``limit`` from ``offset``."""
+    """Per person, by name (``pressing``: escalated first, then the longest silent): the window's
+    signals by kind and machine/human, the last engagement ever (kept on the person), whether they
+    are reachable at the window's end or ``as_of`` if sooner (new hires are not yet), the status;
+    only ``statuses`` if given, ``limit`` from ``offset``."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=active_only,
                      as_of=as_of)
-    query = select(people).order_by(people.c.name, people.c.id).offset(offset).limit(limit)
+    first = [(people.c.status == "escalated").desc(), people.c.silent_digests.desc()] if pressing else []
+    query = select(people).order_by(*first, people.c.name, people.c.id).offset(offset).limit(limit)
     if statuses is not None:
         query = query.where(people.c.status.in_(statuses))
     return [PersonEngagement(*row) for row in session.execute(query)]

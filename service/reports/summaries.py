@@ -23,6 +23,9 @@ from service.reports.figures import (
 from service.reports.questions import SectionFigures, sections_of
 
 
+SUMMARY_ROWS = 50  # an email's lists stop here: Gmail clips a message over 102 KB, and a district has 5,000 teams
+
+
 @dataclass
 class SummaryResult:
     composed: int = 0
@@ -67,7 +70,9 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
                     new_hire_days: int, school_checks: list[SectionFigures] | None = None
                     ) -> dict[str, object] | None:
     """What one supervisor's weekly summary says, or None when there is nothing to report.
-    ``school_checks``: the school-wide knowledge-check figures, if already counted for this run."""
+    ``school_checks``: the school-wide knowledge-check figures, if already counted for this run.
+    The email's lists stop at ``SUMMARY_ROWS``: a manager of managers reads the lowest teams and
+    the most pressing people first (the team page has everyone)."""
     scope = team_of(session, supervisor.id)
     window = Window.week(week, zone)
     everyone = tally(session, window, scope, new_hire_days=new_hire_days)
@@ -79,8 +84,8 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
     if (not trend or trend[-1].reached == 0) and not notices:
         return None  # no tips went out to this team this week and nothing is pending
     rollup = has_managers(session, supervisor.id, scope)
-    listed = engagement(session, window, scope, new_hire_days=new_hire_days,
-                        statuses=ATTENTION if rollup else None)  # a manager of managers: who needs attention
+    listed = engagement(session, window, scope, new_hire_days=new_hire_days, limit=SUMMARY_ROWS,
+                        statuses=ATTENTION if rollup else None, pressing=rollup)  # a roll-up: who needs attention
     overdue = overdue_notices(session, [r.id for r in listed], today)
     payload: dict[str, object] = {
         "week": week,
@@ -90,20 +95,26 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
                      "acknowledged": n.acknowledged, "audience": n.audience} for n in notices],
         "counts": everyone.counts,
         "people": [_display(r, zone, overdue) for r in listed],
+        "people_total": sum(everyone.counts[s] for s in ATTENTION) if rollup else everyone.people,
         "rollup": rollup,
         "checks": knowledge_checks(session, scope, school_checks if school_checks is not None
                                    else sections_of(session)),
     }
     if rollup:  # one line per direct team: the direct reports themselves, then each one's people
         direct = session.execute(select(Person.id, Person.name).where(
-            Person.supervisor_id == supervisor.id, Person.active.is_(True)).order_by(Person.name, Person.id)).all()
-        ids = [person_id for person_id, _ in direct]
-        own = tally(session, window, ids, new_hire_days=new_hire_days)
+            Person.supervisor_id == supervisor.id, Person.active.is_(True))).all()
+        own = tally(session, window, [person_id for person_id, _ in direct], new_hire_days=new_hire_days)
         below = team_tallies(session, window, scope, new_hire_days=new_hire_days)
+        teams = sorted(((name, *below[person_id]) for person_id, name in direct if person_id in below),
+                       key=lambda team: (_lowest_first(team[2]), team[0]))
         payload["teams"] = [{"name": "Your direct reports", "size": own.people, "rate": own.rate.as_payload()}] + [
-            {"name": name, "size": below[person_id][0], "rate": below[person_id][1].as_payload()}
-            for person_id, name in direct if person_id in below]
+            {"name": name, "size": size, "rate": rate.as_payload()} for name, size, rate in teams[:SUMMARY_ROWS]]
+        payload["teams_total"] = len(teams)
     return payload
+
+
+def _lowest_first(rate) -> float:
+    return 2.0 if rate.share is None else rate.share  # teams nobody can be reached in go last
 
 
 def compose_summaries(session: Session, settings, now: datetime, *, week: str | None = None,
