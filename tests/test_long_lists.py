@@ -82,7 +82,8 @@ def test_a_district_heads_summary_lists_the_lowest_teams_and_the_most_pressing_p
     assert "head@x.org" in usecases.weekly_summaries(factory, settings, friday).recipients
     usecases.dispatcher(factory, settings, {"email": OutboxChannel(settings)}, clock=lambda: monday).drain()
     with factory() as s:
-        head = s.scalar(select(Delivery.id).join(Person).where(Delivery.kind == "summary", Person.email == "head@x.org"))
+        head = s.scalar(select(Delivery.id).join(Person).where(Delivery.kind == "summary",
+                                                                Person.email == "head@x.org"))
     message = email.message_from_bytes((Path(settings.outbox_dir) / "summary" / f"{head:08d}.eml").read_bytes(),
                                        policy=policy.default)
     text = message.get_body(("plain",)).get_content()

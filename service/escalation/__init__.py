@@ -23,8 +23,8 @@ def run_pass(session: Session, settings: Settings, as_of: datetime,
     """Settle, load, decide, apply: one pass as of a moment (the caller commits). Settling
     first means the pass decides on settled signals only, never on a scanner's pending clicks."""
     settle(session, Rules.from_settings(settings), as_of)
-    intents = decide(load(session, settings.never_engaged_digests), settings, as_of,
-                     calendar or calendar_for(settings))
+    calendar = calendar or calendar_for(settings)
+    intents = decide(load(session, settings, as_of, calendar), settings, as_of, calendar)
     return apply(session, intents, as_of)
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from service.config import Settings
@@ -87,6 +88,38 @@ def paused_days(calendar: SchoolCalendar, start: date, end: date) -> int:
     return days
 
 
+class NoticeStep(NamedTuple):
+    reason: str
+    subject: str
+    level: int
+    days: int | None = None  # a reminder's days before the due date
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return self.reason, self.subject, self.level
+
+
+def school_days_since(since: datetime | date, today: date, zone: ZoneInfo, calendar: SchoolCalendar) -> int:
+    """School days from a moment to ``today``: calendar days minus days in breaks."""
+    start = since.astimezone(zone).date() if isinstance(since, datetime) else since
+    return (today - start).days - paused_days(calendar, start, today)
+
+
+def notice_step(notice: NoticeFacts, today: date, zone: ZoneInfo, calendar: SchoolCalendar,
+                reminder_days: Sequence[int]) -> NoticeStep | None:
+    """The rung a notice asks of everyone who has not confirmed it today:
+    the supervisor once it is overdue, else the latest reminder due (earlier ones missed are not
+    sent late; one due on the days off before the next school day goes out today), else none."""
+    subject = f"notice:{notice.id}"
+    school_today = notice.created_at.astimezone(zone).date() + timedelta(
+        days=school_days_since(notice.created_at, today, zone, calendar))
+    if school_today > notice.due_on:
+        return NoticeStep(NOTICE_OVERDUE, subject, 1)
+    due_in = (notice.due_on - school_today).days - calendar.days_off_after(today)
+    passed = [days for days in reminder_days if due_in <= days]
+    return NoticeStep(NOTICE_REMINDER, f"{subject}:d{min(passed)}", 0, min(passed)) if passed else None
+
+
 def closes(subject: str, rung_subject: str) -> bool:
     """Whether resolving ``subject`` closes a rung about ``rung_subject``: the same subject, or its
     ":d7"-style reminders ("notice:1" never closes "notice:12")."""
@@ -115,9 +148,7 @@ class _Pass:
     # ------------------------------------------------------------ helpers
 
     def elapsed(self, since: datetime | date) -> int:
-        """School days since a moment: calendar days minus days in breaks."""
-        start = since.astimezone(self.zone).date() if isinstance(since, datetime) else since
-        return (self.today - start).days - paused_days(self.calendar, start, self.today)
+        return school_days_since(since, self.today, self.zone, self.calendar)
 
     def eligible(self, person: StaffMember) -> bool:
         """The ladder asks only about reachable people: the same denominator as every rate."""
@@ -190,26 +221,20 @@ class _Pass:
                 person = self.state.people[person_id]
                 self.resolve(person, NOTICE_REMINDER, f"notice:{notice_id}", "acknowledged")
                 self.resolve(person, NOTICE_OVERDUE, f"notice:{notice_id}", "acknowledged")
-        days_off = self.calendar.days_off_after(self.today)  # reminders due on them go out today instead
         for notice_id in sorted(self.state.unconfirmed):
             notice = self.state.notices[notice_id]
-            subject = f"notice:{notice.id}"
-            created = notice.created_at.astimezone(self.zone).date()
-            school_today = created + timedelta(days=self.elapsed(notice.created_at))
+            step = notice_step(notice, self.today, self.zone, self.calendar, self.settings.reminder_days)
+            if step is None:
+                continue
             for person_id in sorted(self.state.unconfirmed[notice_id]):
                 person = self.state.people[person_id]
                 if not self.eligible(person):
                     continue
-                if school_today > notice.due_on:
-                    self.step(person, NOTICE_OVERDUE, subject, 1)
-                    self.climb(person, NOTICE_OVERDUE, subject)
-                    continue
-                due_in = (notice.due_on - school_today).days
-                passed = [d for d in self.settings.reminder_days if due_in - days_off <= d]
-                if passed:  # only the latest reminder due; earlier ones missed are not sent late
-                    days = min(passed)
-                    if self.step(person, NOTICE_REMINDER, f"{subject}:d{days}", 0):
-                        self.reminder(person, notice, days)
+                if step.reason == NOTICE_OVERDUE:
+                    self.step(person, *step.key)
+                    self.climb(person, step.reason, step.subject)
+                elif self.step(person, *step.key):
+                    self.reminder(person, notice, step.days)
 
     def reminder(self, person: StaffMember, notice: NoticeFacts, days: int) -> None:
         self.intents.result.reminders.append((person.email, notice.id, days))

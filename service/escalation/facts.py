@@ -73,10 +73,11 @@ class NoticeFacts:
 
 @dataclass
 class State:
-    """Everything a pass reads, as of the start of the pass."""
+    """Everything a pass reads, as of the start of the pass: the people and rungs it may act on
+    (:mod:`.state` leaves out those with nothing left to step today)."""
 
-    people: dict[int, StaffMember]
-    all_keys: set[RungKey]  # every rung ever recorded (years of history stay cheap as keys)
+    people: dict[int, StaffMember]  # and everyone's supervisors
+    all_keys: set[RungKey]  # every rung ever recorded of those people (years of history stay cheap as keys)
     open_rungs: list[Rung]
     notified_rungs: list[Rung]  # every rung of level 1 and up, open or not, in the order they were made
     notices: dict[int, NoticeFacts]
