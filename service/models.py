@@ -279,6 +279,9 @@ class Delivery(Base):
         # who got which notice, without reading millions of digests (digest rows are not in it)
         Index("ix_deliveries_notice_person", "person_id", postgresql_where=text("kind = 'notice'"),
               sqlite_where=text("kind = 'notice'")),
+        # how many got each notice (its outbox key), counted from the index alone
+        Index("ix_deliveries_notice_key", "period_key", "person_id", postgresql_where=text("kind = 'notice'"),
+              sqlite_where=text("kind = 'notice'")),
         # a person's sent digests by time: the digests since a nudge or since someone last engaged
         # (a district's year is 52 rows a person, each in a different page of the table)
         Index("ix_deliveries_digests_sent", "person_id", "sent_at",
