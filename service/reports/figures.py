@@ -315,16 +315,27 @@ def tally(session: Session, window: Window, person_ids=None, *, new_hire_days: i
 def team_tallies(session: Session, window: Window, person_ids=None, *, new_hire_days: int
                  ) -> dict[int, tuple[int, Rate]]:
     """Per active manager with active people below them (of ``person_ids`` if given), every level:
-    how many, and their rate. One grouping in SQL over who is below whom: a district's tree of
-    5,000 teams is not built person by person."""
-    a = PersonAncestor
-    manager = aliased(Person)
+    how many, and their rate. The database counts each manager's direct reports (a district's
+    100,000 people become 5,000 rows); each count is then added to its manager and to everyone
+    above them (joining every person to all their ancestors in SQL read twice the rows)."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=None)
-    return {head: (int(n), Rate(int(engaged or 0), int(reachable or 0))) for head, n, engaged, reachable in
-            session.execute(select(a.ancestor_id, func.count(), count_where(people.c.engaged & people.c.reachable),
-                                   count_where(people.c.reachable))
-                            .join(people, people.c.id == a.person_id).join(manager, manager.id == a.ancestor_id)
-                            .where(manager.active.is_(True)).group_by(a.ancestor_id))}
+    c = people.c
+    direct = session.execute(
+        select(c.supervisor_id, func.count(), count_where(c.engaged & c.reachable), count_where(c.reachable))
+        .where(c.supervisor_id.is_not(None)).group_by(c.supervisor_id)).all()
+    above: dict[int, list[int]] = {}
+    for manager_id, ancestor_id in session.execute(select(PersonAncestor.person_id, PersonAncestor.ancestor_id).where(
+            in_ids(session, PersonAncestor.person_id, [manager_id for manager_id, *_ in direct]))):
+        above.setdefault(manager_id, []).append(ancestor_id)
+    totals: dict[int, list[int]] = {}
+    for manager_id, *counts in direct:
+        for head in (manager_id, *above.get(manager_id, ())):
+            total = totals.setdefault(head, [0, 0, 0])
+            for index, count in enumerate(counts):
+                total[index] += int(count or 0)
+    active = set(session.scalars(select(Person.id).where(in_ids(session, Person.id, list(totals)),
+                                                         Person.active.is_(True))))
+    return {head: (n, Rate(engaged, reachable)) for head, (n, engaged, reachable) in totals.items() if head in active}
 
 
 def scoped(session: Session, column, person_ids) -> list:
