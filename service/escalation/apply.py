@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
-from service.db import insert_ignore
+from service.db import BULK_ROWS, insert_ignore, refresh_statistics
 from service.escalation.decide import Email, Intents, PassResult
 from service.escalation.facts import RungKey
 from service.models import Escalation
@@ -25,6 +25,8 @@ def apply(session: Session, intents: Intents, as_of: datetime) -> PassResult:
         {"person_id": r.person_id, "reason": r.reason, "subject": r.subject, "level": r.level,
          "notified_person_id": r.notified_person_id, "notified_email": r.notified_email, "opened_at": r.opened_at,
          "notified_at": r.notified_at} for r in intents.new_rungs], ["person_id", "reason", "subject", "level"])
+    if len(intents.new_rungs) >= BULK_ROWS:  # tomorrow's pass plans its anti-joins on these counts
+        refresh_statistics(session, "escalations")
     _update_rungs(session, [(key, {"resolved_at": as_of, "resolution": why}) for key, why in intents.resolutions])
     outgoing = [(_message(email, as_of), email) for email in intents.emails]
     by_message = {id(message): email for message, email in outgoing}
