@@ -80,8 +80,9 @@ def _people(db: Connection, never_engaged_digests: int, named: set[int]) -> dict
         Person.silent_digests >= never_engaged_digests,
         Person.active.is_(True) & Person.undeliverable_since.is_not(None)))).all()}
     rest = sorted(named - people.keys())
-    people |= {row[0]: StaffMember(*row) for row in db.execute(
-        select(*STAFF).where(in_ids(db, Person.id, rest))).all()} if rest else {}
+    if rest:
+        people |= {row[0]: StaffMember(*row) for row in db.execute(
+            select(*STAFF).where(in_ids(db, Person.id, rest))).all()}
     return people
 
 
