@@ -8,6 +8,7 @@ answers a GIF (no oracle), a click shows a plain 404 and redirects nowhere, an a
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -69,6 +70,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        gc.freeze()  # startup's objects live as long as the process: collections during requests skip them
         opens.start()
         settler.start()
         if background is not None:
@@ -83,6 +85,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session] | None = None,
         settler.stop()
         opens.stop()  # write what is queued before the process ends
         web.deferred.stop()
+        gc.unfreeze()
 
     # redirect_slashes off: Starlette would build its redirect from the request's Host header
     app = NudgeApp(title="Policy Nudge", version="1", docs_url=None, redoc_url=None, lifespan=lifespan,
