@@ -305,24 +305,68 @@ def tally(session: Session, window: Window, person_ids=None, *, new_hire_days: i
           as_of: datetime | None = None) -> Tally:
     """The rate (engaged of the reachable) and the count of each status of the active people."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=as_of)
-    found = {status: (int(n), int(engaged or 0), int(reachable or 0)) for status, n, engaged, reachable in
-             session.execute(select(people.c.status, func.count(), count_where(people.c.engaged & people.c.reachable),
-                                    count_where(people.c.reachable)).group_by(people.c.status))}
+    return _tally_of(session.execute(select(people.c.status, *_counts(people.c)).group_by(people.c.status)).all())
+
+
+def _counts(c) -> tuple:
+    """How many, how many of them engaged and reachable, how many reachable: a rate's parts."""
+    return func.count(), count_where(c.engaged & c.reachable), count_where(c.reachable)
+
+
+def _tally_of(rows) -> Tally:
+    """A tally from rows (status, people, engaged and reachable, reachable), a status in several rows added up."""
+    found = {status: [0, 0, 0] for status in STATUS_ORDER}
+    for status, *counts in rows:
+        for index, count in enumerate(counts):
+            found[status][index] += int(count or 0)
     return Tally(Rate(sum(e for _, e, _ in found.values()), sum(r for _, _, r in found.values())),
-                 {status: found.get(status, (0, 0, 0))[0] for status in STATUS_ORDER})
+                 {status: n for status, (n, _, _) in found.items()})
 
 
 def team_tallies(session: Session, window: Window, person_ids=None, *, new_hire_days: int
                  ) -> dict[int, tuple[int, Rate]]:
     """Per active manager with active people below them (of ``person_ids`` if given), every level:
-    how many, and their rate. The database counts each manager's direct reports (a district's
-    100,000 people become 5,000 rows); each count is then added to its manager and to everyone
-    above them (joining every person to all their ancestors in SQL read twice the rows)."""
+    how many, and their rate."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=None)
     c = people.c
-    direct = session.execute(
-        select(c.supervisor_id, func.count(), count_where(c.engaged & c.reachable), count_where(c.reachable))
-        .where(c.supervisor_id.is_not(None)).group_by(c.supervisor_id)).all()
+    return _rolled_up(session, session.execute(
+        select(c.supervisor_id, *_counts(c)).where(c.supervisor_id.is_not(None)).group_by(c.supervisor_id)).all())
+
+
+@dataclass(frozen=True)
+class RollUp:
+    """A manager of managers' team in figures: everyone below them, their direct reports, and
+    each manager's people below them (as :func:`team_tallies`)."""
+
+    everyone: Tally
+    direct_reports: Tally
+    teams: dict[int, tuple[int, Rate]]
+
+
+def roll_up(session: Session, window: Window, root_id: int, person_ids, *, new_hire_days: int) -> RollUp:
+    """The figures of ``root_id``'s summary from one reading of their people (``person_ids``),
+    counted per direct manager and status: a district's head is 100,000 people, and reading
+    them once for each figure was three times the work."""
+    people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=None)
+    c = people.c
+    rows = session.execute(select(c.supervisor_id, c.status, *_counts(c)).group_by(c.supervisor_id, c.status)).all()
+    per_manager: dict[int, list[int]] = {}
+    for manager_id, _, *counts in rows:
+        if manager_id is not None:
+            total = per_manager.setdefault(manager_id, [0, 0, 0])
+            for index, count in enumerate(counts):
+                total[index] += int(count or 0)
+    return RollUp(_tally_of(row[1:] for row in rows),
+                  _tally_of(row[1:] for row in rows if row[0] == root_id),
+                  _rolled_up(session, [(manager_id, *counts) for manager_id, counts in per_manager.items()]))
+
+
+def _rolled_up(session: Session, direct) -> dict[int, tuple[int, Rate]]:
+    """Direct reports' counts per manager (manager, people, engaged and reachable, reachable)
+    added to that manager and everyone above them, for the active managers: the database
+    counts each manager's direct reports (a district's 100,000 people become 5,000 rows), and
+    the counts go up the chain here (joining every person to all their ancestors in SQL read
+    twice the rows)."""
     above: dict[int, list[int]] = {}
     for manager_id, ancestor_id in session.execute(select(PersonAncestor.person_id, PersonAncestor.ancestor_id).where(
             in_ids(session, PersonAncestor.person_id, [manager_id for manager_id, *_ in direct]))):

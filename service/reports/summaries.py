@@ -18,7 +18,7 @@ from service.models import (
 from service.outbox import OutboxMessage, enqueue
 from service.reports.figures import (
     AllBut, ATTENTION, PersonEngagement, Window, engagement, has_managers, last_weeks, notice_progress, overdue_notices,
-    since_first_digest, tally, team_of, team_tallies, weekly_trend,
+    roll_up, since_first_digest, tally, team_of, weekly_trend,
 )
 from service.reports.questions import SectionFigures, sections_of
 
@@ -75,7 +75,9 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
     the most pressing people first (the team page has everyone)."""
     scope = team_of(session, supervisor.id)
     window = Window.week(week, zone)
-    everyone = tally(session, window, scope, new_hire_days=new_hire_days)
+    rollup = has_managers(session, supervisor.id, scope)
+    figures = roll_up(session, window, supervisor.id, scope, new_hire_days=new_hire_days) if rollup else None
+    everyone = figures.everyone if figures else tally(session, window, scope, new_hire_days=new_hire_days)
     if not everyone.people:
         return None
     notices = notice_progress(session, scope, today)
@@ -83,7 +85,6 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
                                             new_hire_days=new_hire_days))
     if (not trend or trend[-1].reached == 0) and not notices:
         return None  # no tips went out to this team this week and nothing is pending
-    rollup = has_managers(session, supervisor.id, scope)
     listed = engagement(session, window, scope, new_hire_days=new_hire_days, limit=SUMMARY_ROWS,
                         statuses=ATTENTION if rollup else None, pressing=rollup)  # a roll-up: who needs attention
     overdue = overdue_notices(session, [r.id for r in listed], today)
@@ -100,12 +101,11 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
         "checks": knowledge_checks(session, scope, school_checks if school_checks is not None
                                    else sections_of(session)),
     }
-    if rollup:  # one line per direct team: the direct reports themselves, then each one's people
+    if figures:  # one line per direct team: the direct reports themselves, then each one's people
         direct = session.execute(select(Person.id, Person.name).where(
             Person.supervisor_id == supervisor.id, Person.active.is_(True))).all()
-        own = tally(session, window, [person_id for person_id, _ in direct], new_hire_days=new_hire_days)
-        below = team_tallies(session, window, scope, new_hire_days=new_hire_days)
-        teams = sorted(((name, *below[person_id]) for person_id, name in direct if person_id in below),
+        own = figures.direct_reports
+        teams = sorted(((name, *figures.teams[person_id]) for person_id, name in direct if person_id in figures.teams),
                        key=lambda team: (_lowest_first(team[2]), team[0]))
         payload["teams"] = [{"name": "Your direct reports", "size": own.people, "rate": own.rate.as_payload()}] + [
             {"name": name, "size": size, "rate": rate.as_payload()} for name, size, rate in teams[:SUMMARY_ROWS]]
