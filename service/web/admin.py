@@ -166,22 +166,28 @@ def overview(request: Request, web: Web = Depends(current)) -> Response:
         return stop
     window = this_week(web)
     week, start, end = window.first, window.start, window.end
-    with web.unit_of_work() as session:
-        people = dict(session.execute(select(Person.active, func.count()).group_by(Person.active)).tuples().all())
+    new_hire_days = web.settings.new_hire_days
+
+    def staff(session: Session) -> tuple[dict[bool, int], int, reports.Tally]:
+        active = dict(session.execute(select(Person.active, func.count()).group_by(Person.active)).tuples().all())
         undeliverable = session.scalar(select(func.count()).select_from(Person).where(
             Person.active.is_(True), Person.undeliverable_since.is_not(None)))
+        return active, undeliverable, reports.tally(session, window, new_hire_days=new_hire_days)
+
+    def around(session: Session) -> tuple[list, list[reports.TrendPoint], list[reports.NoticeProgress], list]:
         by_status = session.execute(
             select(Delivery.channel, Delivery.status, func.count())
             .where(Delivery.created_at >= start, Delivery.created_at < end)
             .group_by(Delivery.channel, Delivery.status).order_by(Delivery.channel, Delivery.status)
         ).all()
         trend = reports.since_first_digest(reports.weekly_trend(
-            session, reports.last_weeks(week, 8, web.zone), None, new_hire_days=web.settings.new_hire_days))
+            session, reports.last_weeks(week, 8, web.zone), None, new_hire_days=new_hire_days))
         notices = reports.notice_progress(session, None, web.clock().astimezone(web.zone).date())
-        tally = reports.tally(session, window, new_hire_days=web.settings.new_hire_days)
-        sections = reports.sections_of(session)
+        return by_status, trend, notices, reports.sections_of(session)
+
+    (active, undeliverable, tally), (by_status, trend, notices, sections) = web.side_by_side(staff, around)
     checks = [{"section": s.section, "school": str(s)} for s in sections if s.answered]
-    return page("admin_overview", week=week, active=people.get(True, 0), inactive=people.get(False, 0),
+    return page("admin_overview", week=week, active=active.get(True, 0), inactive=active.get(False, 0),
                 undeliverable=undeliverable, by_status=by_status, notices=notices, rate=tally.rate,
                 checks=checks, misunderstood=reports.most_misunderstood(sections),
                 chart=trend_svg([p.label for p in trend], [p.rate for p in trend]), trend=trend)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from service import reports
 from service.charts import trend_svg
@@ -37,18 +38,25 @@ def team_view(token: str, request: Request, web: Web = Depends(current)) -> Resp
             return page("team_expired", 410)
         week = week_key(now.astimezone(zone).date())
         scope = reports.team_of(session, lead.id)
-        window = reports.Window.week(week, zone)
-        tally = reports.tally(session, window, scope, new_hire_days=web.settings.new_hire_days)
         rollup = reports.has_managers(session, lead.id, scope)
+    window = reports.Window.week(week, zone)
+    new_hire_days = web.settings.new_hire_days
+
+    def people(session: Session) -> tuple[reports.Tally, Paging, list[reports.PersonEngagement]]:
+        tally = reports.tally(session, window, scope, new_hire_days=new_hire_days)
         statuses = reports.ATTENTION if rollup else None  # a manager of managers sees who needs a check-in
         listed = sum(tally.counts[s] for s in statuses) if statuses else tally.people
         paging = Paging.of(request.query_params.get("page"), listed)
-        rows = reports.engagement(session, window, scope, new_hire_days=web.settings.new_hire_days,
-                                  statuses=statuses, offset=paging.offset, limit=paging.size)
+        return tally, paging, reports.engagement(session, window, scope, new_hire_days=new_hire_days,
+                                                 statuses=statuses, offset=paging.offset, limit=paging.size)
+
+    def around(session: Session) -> tuple[list[reports.TrendPoint], list[reports.NoticeProgress], list[dict]]:
         trend = reports.since_first_digest(reports.weekly_trend(
-            session, reports.last_weeks(week, 8, zone), scope, new_hire_days=web.settings.new_hire_days))
-        notices = reports.notice_progress(session, scope, now.astimezone(zone).date())
-        checks = reports.knowledge_checks(session, scope, reports.sections_of(session))
+            session, reports.last_weeks(week, 8, zone), scope, new_hire_days=new_hire_days))
+        return (trend, reports.notice_progress(session, scope, now.astimezone(zone).date()),
+                reports.knowledge_checks(session, scope, reports.sections_of(session)))
+
+    (tally, paging, rows), (trend, notices, checks) = web.side_by_side(people, around)
     response = page("team_view", lead=lead, week=week, rate=tally.rate, rollup=rollup, notices=notices, checks=checks,
                     rows=rows, zone=zone, paging=paging,
                     chart=trend_svg([p.label for p in trend], [p.rate for p in trend]))
