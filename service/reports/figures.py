@@ -176,10 +176,10 @@ def _below(root_id: int):
 def team_of(session: Session, root_id: int):
     """Everyone below ``root_id`` (not the root), every level, as reports filter by it. When that
     is everyone else (the head of a whole district), it says so: reports then read everyone but
-    the head rather than matching 100,000 ids."""
-    below = session.scalar(select(func.count()).select_from(_below(root_id).subquery()))
-    return AllBut(root_id) if below and below == session.scalar(select(func.count(Person.id))) - 1 \
-        else _below(root_id)
+    the head rather than matching 100,000 ids. Everyone else is below the root exactly when the
+    root is the only person at the top of a chain: the roster refuses chains that loop."""
+    tops = session.scalars(select(Person.id).where(Person.supervisor_id.is_(None)).limit(2)).all()
+    return AllBut(root_id) if tops == [root_id] else _below(root_id)
 
 
 def subtree(session: Session, root_id: int) -> list[int]:
