@@ -265,3 +265,30 @@ def test_the_migration_backfills_the_roll_up_and_a_rebuild_agrees(engine, cli_en
     assert code == 0 and ", 0 of them changed" in out.split(";")[1]
     with factory() as s:
         assert weekly.snapshot(s) == kept
+
+
+def test_the_teams_page_keeps_a_team_whose_manager_left(factory, settings, tmp_path: Path) -> None:
+    """A lead whose own manager left the roster (still named as their supervisor) heads a tree of
+    their own; the manager who left is not shown."""
+    import httpx
+    from pydantic import SecretStr
+
+    from service.web.app import create_app
+    from tests.conftest import LiveServer
+
+    header = "email,name,role,department,supervisor_email,timezone,canvas_user_id\n"
+    rest = ("lee@x.org,Lee Lead,staff,,mia@x.org,,\n"
+            "tom@x.org,Tom Teacher,teacher,,lee@x.org,,\ntia@x.org,Tia Teacher,teacher,,lee@x.org,,\n")
+    before, after = tmp_path / "before.csv", tmp_path / "after.csv"
+    before.write_text(header + "hana@x.org,Hana Head,administrator,,,,\nmia@x.org,Mia Mid,administrator,,hana@x.org,,\n"
+                      + rest)
+    after.write_text(header + "hana@x.org,Hana Head,administrator,,,,\n" + rest)
+    for roster in (before, after):
+        with factory() as s, s.begin():
+            import_roster(s, roster, now=datetime(2026, 1, 5, tzinfo=UTC))
+    admin = settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN), "secret_key": SecretStr("k")})
+    with LiveServer(create_app(admin, factory)) as live, httpx.Client(base_url=live.url, follow_redirects=True) as client:
+        assert client.post("/admin/login", data={"token": ADMIN_TOKEN}).status_code == 200
+        page = client.get("/admin/teams").text
+    assert re.findall(r'<a href="/admin/teams/\d+">([^<]+)</a> — (\d+) people', page) == [
+        ("Hana Head", "3"), ("Lee Lead", "2")]

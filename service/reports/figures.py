@@ -325,8 +325,8 @@ def _tally_of(rows) -> Tally:
 
 def team_tallies(session: Session, window: Window, person_ids=None, *, new_hire_days: int
                  ) -> dict[int, tuple[int, Rate]]:
-    """Per active manager with active people below them (of ``person_ids`` if given), every level:
-    how many, and their rate."""
+    """Per manager with active people below them (of ``person_ids`` if given), every level: how
+    many, and their rate. A manager may have left: whoever shows the teams picks the active."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=None)
     c = people.c
     return _rolled_up(session, session.execute(
@@ -363,7 +363,7 @@ def roll_up(session: Session, window: Window, root_id: int, person_ids, *, new_h
 
 def _rolled_up(session: Session, direct) -> dict[int, tuple[int, Rate]]:
     """Direct reports' counts per manager (manager, people, engaged and reachable, reachable)
-    added to that manager and everyone above them, for the active managers: the database
+    added to that manager and everyone above them: the database
     counts each manager's direct reports (a district's 100,000 people become 5,000 rows), and
     the counts go up the chain here (joining every person to all their ancestors in SQL read
     twice the rows)."""
@@ -377,9 +377,7 @@ def _rolled_up(session: Session, direct) -> dict[int, tuple[int, Rate]]:
             total = totals.setdefault(head, [0, 0, 0])
             for index, count in enumerate(counts):
                 total[index] += int(count or 0)
-    active = set(session.scalars(select(Person.id).where(in_ids(session, Person.id, list(totals)),
-                                                         Person.active.is_(True))))
-    return {head: (n, Rate(engaged, reachable)) for head, (n, engaged, reachable) in totals.items() if head in active}
+    return {head: (n, Rate(engaged, reachable)) for head, (n, engaged, reachable) in totals.items()}
 
 
 def scoped(session: Session, column, person_ids) -> list:

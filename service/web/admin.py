@@ -212,11 +212,12 @@ def teams(request: Request, web: Web = Depends(current)) -> Response:
     week = window.first
     with web.unit_of_work() as session:
         tallies = reports.team_tallies(session, window, new_hire_days=web.settings.new_hire_days)
-        managers = session.execute(select(Person.id, Person.name, Person.supervisor_id)
-                                   .where(in_ids(session, Person.id, list(tallies))).order_by(Person.name)).all()
+        managers = session.execute(select(Person.id, Person.name, Person.supervisor_id).where(
+            in_ids(session, Person.id, list(tallies)), Person.active.is_(True)).order_by(Person.name)).all()
+    shown = {manager.id for manager in managers}
     children: dict[int | None, list] = {}
-    for manager in managers:  # a manager whose own manager has nobody active below is a root
-        children.setdefault(manager.supervisor_id if manager.supervisor_id in tallies else None, []).append(manager)
+    for manager in managers:  # a manager whose own manager is not shown (left, or nobody active below) is a root
+        children.setdefault(manager.supervisor_id if manager.supervisor_id in shown else None, []).append(manager)
 
     def tree(parent: int | None) -> list[TeamNode]:
         return [TeamNode(m.id, m.name, *tallies[m.id], tree(m.id)) for m in children.get(parent, [])]
