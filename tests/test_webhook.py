@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
-from service.models import EngagementEvent, Person, utcnow
+from service.models import EngagementEvent, EngagementWeek, Person, utcnow
 from tests.conftest import add_people, store_policy
 
 
@@ -48,6 +48,19 @@ def test_a_signed_batch_with_duplicates_stores_each_event_once(factory, live, se
     status, answer = sendgrid_double.post_events(f"{live.url}/webhooks/sendgrid", events)  # a retry
     assert status == 200 and answer["stored"] == 0 and answer["duplicates"] == 19
     assert stored(factory) == sorted([("delivered", False)] * 10 + [("open", False)] * 4 + [("open", True)] * 2)
+
+
+def test_an_open_repeated_within_one_batch_counts_once_in_the_weekly_roll_up(
+        factory, live, sendgrid_double, delivered) -> None:
+    """Found by the aggregates property test: the roll-up added every copy of a repeated open,
+    though the event was stored once."""
+    human = sendgrid_double.events("open", delivered[:1], useragent="Mozilla/5.0 (Windows NT 10.0) Chrome/131")
+    machine = sendgrid_double.events("open", delivered[1:2], sg_machine_open=True, useragent="Mozilla/5.0")
+    status, answer = sendgrid_double.post_events(f"{live.url}/webhooks/sendgrid", human + human + machine + machine)
+    assert status == 200 and answer["stored"] == 2 and answer["duplicates"] == 2
+    with factory() as s:
+        opens = s.execute(select(func.sum(EngagementWeek.human_opens), func.sum(EngagementWeek.machine_opens))).one()
+    assert tuple(opens) == (1, 1)
 
 
 @pytest.mark.parametrize("how", ["bad signature", "other key", "old timestamp", "future timestamp", "unsigned"])

@@ -151,7 +151,10 @@ def ingest(session: Session, rules: Rules, body: bytes, now: datetime) -> Ingest
     new_ids = {event_id for _, event_id in inserted}
     result.stored = len(new_ids)
     result.duplicates = len(rows) - len(new_ids)
-    stored = [row for row in rows if row["provider_event_id"] in new_ids]
+    first = {}  # SendGrid may repeat an event within one batch: it was stored once, and counts once
+    for row in rows:
+        first.setdefault(row["provider_event_id"], row)
+    stored = [row for event_id, row in first.items() if event_id in new_ids]
     for row in stored:
         key = (row["kind"], row["is_machine"])
         result.by_type[key] = result.by_type.get(key, 0) + 1
