@@ -317,10 +317,15 @@ def _tally_of(rows) -> Tally:
     """A tally from rows (status, people, engaged and reachable, reachable), a status in several rows added up."""
     found = {status: [0, 0, 0] for status in STATUS_ORDER}
     for status, *counts in rows:
-        for index, count in enumerate(counts):
-            found[status][index] += int(count or 0)
+        _add_to(found[status], counts)
     return Tally(Rate(sum(e for _, e, _ in found.values()), sum(r for _, _, r in found.values())),
                  {status: n for status, (n, _, _) in found.items()})
+
+
+def _add_to(total: list[int], counts) -> None:
+    """Add a row's counts (people, engaged and reachable, reachable; NULL when none) to a running total."""
+    for index, count in enumerate(counts):
+        total[index] += int(count or 0)
 
 
 def team_tallies(session: Session, window: Window, person_ids=None, *, new_hire_days: int
@@ -353,9 +358,7 @@ def roll_up(session: Session, window: Window, root_id: int, person_ids, *, new_h
     per_manager: dict[int, list[int]] = {}
     for manager_id, _, *counts in rows:
         if manager_id is not None:
-            total = per_manager.setdefault(manager_id, [0, 0, 0])
-            for index, count in enumerate(counts):
-                total[index] += int(count or 0)
+            _add_to(per_manager.setdefault(manager_id, [0, 0, 0]), counts)
     return RollUp(_tally_of(row[1:] for row in rows),
                   _tally_of(row[1:] for row in rows if row[0] == root_id),
                   _rolled_up(session, [(manager_id, *counts) for manager_id, counts in per_manager.items()]))
@@ -374,9 +377,7 @@ def _rolled_up(session: Session, direct) -> dict[int, tuple[int, Rate]]:
     totals: dict[int, list[int]] = {}
     for manager_id, *counts in direct:
         for head in (manager_id, *above.get(manager_id, ())):
-            total = totals.setdefault(head, [0, 0, 0])
-            for index, count in enumerate(counts):
-                total[index] += int(count or 0)
+            _add_to(totals.setdefault(head, [0, 0, 0]), counts)
     return {head: (n, Rate(engaged, reachable)) for head, (n, engaged, reachable) in totals.items()}
 
 
