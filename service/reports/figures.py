@@ -305,7 +305,7 @@ def tally(session: Session, window: Window, person_ids=None, *, new_hire_days: i
           as_of: datetime | None = None) -> Tally:
     """The rate (engaged of the reachable) and the count of each status of the active people."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=as_of)
-    return _tally_of(session.execute(select(people.c.status, *_counts(people.c)).group_by(people.c.status)).all())
+    return _tally_of([session.execute(select(*_status_counts(people.c))).one()])
 
 
 def _counts(c) -> tuple:
@@ -313,17 +313,24 @@ def _counts(c) -> tuple:
     return func.count(), count_where(c.engaged & c.reachable), count_where(c.reachable)
 
 
+def _status_counts(c) -> tuple:
+    """How many have each status (in STATUS_ORDER), how many are engaged and reachable, how many
+    reachable: one row a group, not one a status, so the database groups by the group alone
+    (grouping a district's 100,000 rows by their status too sorted them on disk)."""
+    return (*(count_where(c.status == status) for status in STATUS_ORDER), *_counts(c)[1:])
+
+
 def _tally_of(rows) -> Tally:
-    """A tally from rows (status, people, engaged and reachable, reachable), a status in several rows added up."""
-    found = {status: [0, 0, 0] for status in STATUS_ORDER}
-    for status, *counts in rows:
-        _add_to(found[status], counts)
-    return Tally(Rate(sum(e for _, e, _ in found.values()), sum(r for _, _, r in found.values())),
-                 {status: n for status, (n, _, _) in found.items()})
+    """A tally from rows of :func:`_status_counts` (NULL when none), added up."""
+    total = [0] * (len(STATUS_ORDER) + 2)
+    for row in rows:
+        _add_to(total, row)
+    *by_status, engaged, reachable = total
+    return Tally(Rate(engaged, reachable), dict(zip(STATUS_ORDER, by_status)))
 
 
 def _add_to(total: list[int], counts) -> None:
-    """Add a row's counts (people, engaged and reachable, reachable; NULL when none) to a running total."""
+    """Add a row's counts (NULL when none) to a running total."""
     for index, count in enumerate(counts):
         total[index] += int(count or 0)
 
@@ -350,18 +357,16 @@ class RollUp:
 
 def roll_up(session: Session, window: Window, root_id: int, person_ids, *, new_hire_days: int) -> RollUp:
     """The figures of ``root_id``'s summary from one reading of their people (``person_ids``),
-    counted per direct manager and status: a district's head is 100,000 people, and reading
-    them once for each figure was three times the work."""
+    counted per direct manager: a district's head is 100,000 people, and reading them once for
+    each figure was three times the work."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=None)
     c = people.c
-    rows = session.execute(select(c.supervisor_id, c.status, *_counts(c)).group_by(c.supervisor_id, c.status)).all()
-    per_manager: dict[int, list[int]] = {}
-    for manager_id, _, *counts in rows:
-        if manager_id is not None:
-            _add_to(per_manager.setdefault(manager_id, [0, 0, 0]), counts)
+    rows = session.execute(select(c.supervisor_id, *_status_counts(c)).group_by(c.supervisor_id)).all()
+    statuses = len(STATUS_ORDER)
     return RollUp(_tally_of(row[1:] for row in rows),
                   _tally_of(row[1:] for row in rows if row[0] == root_id),
-                  _rolled_up(session, [(manager_id, *counts) for manager_id, counts in per_manager.items()]))
+                  _rolled_up(session, [(manager_id, sum(counts[:statuses]), *counts[statuses:])
+                                       for manager_id, *counts in rows if manager_id is not None]))
 
 
 def _rolled_up(session: Session, direct) -> dict[int, tuple[int, Rate]]:
