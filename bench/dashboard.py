@@ -6,7 +6,8 @@ week's summary for the head of the district and for one team lead (their team pa
 are the links in those summaries), starts `nudge serve --no-scheduler` on the database,
 signs in with the admin token and requests every dashboard page and both team pages
 `--requests` times each, one at a time, with httpx. Prints p50 and p95 per page against
-the goal (p95 <= 300 ms), then the head's summary computed in-process.
+the goal (p95 <= 300 ms), then the head's summary computed in-process: the first time (as the
+weekly job computes it, once), then p50 and p95 over `--requests` more.
 
     python bench/dashboard.py --people 100000 --weeks 52 --database-url postgresql+psycopg://postgres@127.0.0.1/bench
 """
@@ -114,11 +115,14 @@ def main() -> None:
     finally:
         server.kill()
         server.wait(10)
+    head_times = []  # the first computation is the weekly job's (cold); the goal is a p95, so repeat it
     with factory() as s:
         head = s.get(Person, 1)
-        start = time.perf_counter()
-        summary_payload(s, head, week, ZoneInfo(settings.timezone), now.date(), new_hire_days=settings.new_hire_days)
-        head_seconds = time.perf_counter() - start
+        for _ in range(1 + args.requests):
+            start = time.perf_counter()
+            summary_payload(s, head, week, ZoneInfo(settings.timezone), now.date(),
+                            new_hire_days=settings.new_hire_days)
+            head_times.append((time.perf_counter() - start) * 1000)
     print(f"people: {args.people}; weeks: {args.weeks}; built in {built:.0f} s; "
           f"{args.requests} timed requests a page, one at a time, after one untimed")
     met = 0
@@ -127,7 +131,10 @@ def main() -> None:
         met += p95 <= GOAL_MS
         print(f"{name}: p50 {p50:.0f} ms, p95 {p95:.0f} ms ({'met' if p95 <= GOAL_MS else 'over'} {GOAL_MS} ms)")
     print(f"pages within the goal: {met} of {len(results)}")
-    print(f"head's summary computed in-process: {head_seconds * 1000:.0f} ms")
+    first, repeats = head_times[0], head_times[1:]
+    p50, p95 = statistics.median(repeats), statistics.quantiles(repeats, n=20)[-1]
+    print(f"head's summary computed in-process: first {first:.0f} ms; then p50 {p50:.0f} ms, p95 {p95:.0f} ms "
+          f"over {len(repeats)} ({'met' if max(first, p95) <= GOAL_MS else 'over'} {GOAL_MS} ms)")
 
 
 if __name__ == "__main__":
