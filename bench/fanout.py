@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -91,6 +91,22 @@ def own_render_rate(factory, settings, sample: int) -> float:
     return len(people) / (time.perf_counter() - start)
 
 
+def time_statements(engine) -> dict[str, float]:
+    """Seconds this process spends waiting on the database's statements (reads, COPY and
+    writes alike), so the wall time can be split: the database's part, the rest."""
+    waited = {"sql": 0.0}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def started(conn, cursor, statement, parameters, context, executemany):
+        conn.info["statement_started"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def ended(conn, cursor, statement, parameters, context, executemany):
+        waited["sql"] += time.perf_counter() - conn.info.pop("statement_started")
+
+    return waited
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1000)
@@ -117,6 +133,7 @@ def main() -> None:
                                  sendgrid_api_key=SecretStr("SG.bench"), secret_key=SecretStr("bench-key"),
                                  outbox_dir=f"{tmp}/outbox", **batch)
         floor_before = 0.0 if args.notice else own_render_rate(factory, settings, sample)
+        waited = time_statements(engine)
         start = time.perf_counter()
         with factory() as s, s.begin():
             if args.notice:
@@ -126,6 +143,7 @@ def main() -> None:
             else:
                 composed = compose(s, settings, NOW, SchoolCalendar(), week=WEEK).composed
         composed_at = time.perf_counter()
+        compose_sql = waited["sql"]
         dispatcher = make_dispatcher(factory, settings, clock=lambda: NOW)
         stats = dispatcher.drain()
         wall = time.perf_counter() - start
@@ -141,6 +159,8 @@ def main() -> None:
     print(f"{'queued' if args.notice else 'composed'}: {composed} in {composed_at - start:.2f} s; dispatched: {stats.sent} in {wall - (composed_at - start):.2f} s")
     print(f"emails received by the double: {received} (sent: {stats.sent}); duplicates: {duplicates}")
     print(f"wall time: {wall:.2f} s")
+    print(f"waiting on the database's statements: {waited['sql']:.2f} s (compose {compose_sql:.2f} s, "
+          f"dispatch {waited['sql'] - compose_sql:.2f} s)")
     print(f"{what}/s: {rate:.0f}")
     print(f"HTTP calls: {calls} ({calls / max(stats.sent, 1) * 500:.2f} per 500 {what})")
     if received != stats.sent or duplicates:
