@@ -305,7 +305,10 @@ def tally(session: Session, window: Window, person_ids=None, *, new_hire_days: i
           as_of: datetime | None = None) -> Tally:
     """The rate (engaged of the reachable) and the count of each status of the active people."""
     people = _people(session, window, person_ids, new_hire_days=new_hire_days, active_only=True, as_of=as_of)
-    return _tally_of([session.execute(select(*_status_counts(people.c))).one()])
+    counts, engaged, reachable = dict.fromkeys(STATUS_ORDER, 0), 0, 0
+    for status, n, e, r in session.execute(select(people.c.status, *_counts(people.c)).group_by(people.c.status)):
+        counts[status], engaged, reachable = n, engaged + int(e or 0), reachable + int(r or 0)
+    return Tally(Rate(engaged, reachable), counts)
 
 
 def _counts(c) -> tuple:
@@ -315,8 +318,9 @@ def _counts(c) -> tuple:
 
 def _status_counts(c) -> tuple:
     """How many have each status (in STATUS_ORDER), how many are engaged and reachable, how many
-    reachable: one row a group, not one a status, so the database groups by the group alone
-    (no sort of a district's 100,000 rows by status) and a head's roll-up is 5,000 rows, not 15,000."""
+    reachable: one row a group, not one a status, so a head's roll-up is 5,000 rows, not 15,000.
+    (A single group's tally groups by status instead: on the pages that read it beside another
+    half, judging each status in a column cost more than it saved.)"""
     return (*(count_where(c.status == status) for status in STATUS_ORDER), *_counts(c)[1:])
 
 
