@@ -149,19 +149,21 @@ class Dispatcher:
                 batch.stats.failed += outbox.quarantine_dead_sends(session, now, s.dispatch_max_attempts)
                 if self.before_claim is not None:
                     self.before_claim(session, now)
-            ids = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
-                               self.active_channels(session), reclaim=recover)
+            claimed = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
+                                   self.active_channels(session), reclaim=recover)
         if recover:
             self._recover_at = now + timedelta(seconds=min(RECOVERY_INTERVAL_SECONDS, s.dispatch_lease_seconds / 5))
-        batch.stats.claimed = len(ids)
-        if not ids:
+        batch.stats.claimed = len(claimed)
+        if not claimed:
             return batch
         if self.stopping.is_set():
             with transaction(self.factory) as session:
-                outbox.release(session, ids, self.worker)
+                outbox.release(session, [row.id for row in claimed], self.worker)
             return batch
+        batch.attempts = {row.id: row.attempts for row in claimed}
+        batch.channels_of = {row.id: row.channel for row in claimed}
         with transaction(self.factory) as session:
-            batch.messages, broken, batch.attempts, batch.channels_of = self._build(session, ids)
+            batch.messages, broken = self._build(session, claimed)
         batch.broken = list(broken.items())
         batch.ready = True
         return batch
@@ -210,17 +212,11 @@ class Dispatcher:
         batch.stats.add(counts)
         log.info("dispatched batch: %s", counts)
 
-    def _build(
-        self, session: Session, ids: list[int]
-    ) -> tuple[list[Message], dict[int, Result], dict[int, int], dict[int, str]]:
+    def _build(self, session: Session, claimed: list[outbox.Claimed]) -> tuple[list[Message], dict[int, Result]]:
         """Render the claimed rows, each group of one channel and kind by its route's renderer."""
-        heads = session.execute(select(Delivery.id, Delivery.kind, Delivery.channel, Delivery.attempts)
-                                .where(in_ids(session, Delivery.id, ids)).order_by(Delivery.id)).all()
-        attempts = {h.id: h.attempts for h in heads}
-        channels_of = {h.id: h.channel for h in heads}
         groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for head in heads:
-            groups[(head.channel, head.kind)].append(head.id)
+        for row in claimed:
+            groups[(row.channel, row.kind)].append(row.id)
         rendered: dict[int, Message | Result] = {}
         for (channel, kind), group in groups.items():
             renderer = self.routes[channel].renderer(kind)
@@ -230,7 +226,7 @@ class Dispatcher:
                 rendered |= renderer.render(session, group)
         messages = [rendered[i] for i in sorted(rendered) if isinstance(rendered[i], Message)]
         broken = {i: r for i, r in rendered.items() if isinstance(r, Result)}
-        return messages, broken, attempts, channels_of
+        return messages, broken
 
     def drain(self, on_batch: Callable[[DispatchStats], None] | None = None) -> DispatchStats:
         """Send until nothing is due (rows waiting for a retry later are left for later).

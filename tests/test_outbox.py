@@ -25,22 +25,28 @@ def make_rows(session, kinds: list[str]) -> list[int]:
     return [r.id for r in rows]
 
 
+def claim_ids(session, worker: str, now, limit: int) -> list[int]:
+    return [row.id for row in outbox.claim(session, worker, now, limit, 60, {"email"})]
+
+
 def test_claim_leases_rows_once(session) -> None:
     ids = make_rows(session, ["digest"] * 5)
-    first = outbox.claim(session, "a", T0, 3, 60, {"email"})
-    second = outbox.claim(session, "b", T0, 10, 60, {"email"})
+    first = claim_ids(session, "a", T0, 3)
+    second = claim_ids(session, "b", T0, 10)
     assert len(first) == 3 and sorted(first + second) == ids
-    assert outbox.claim(session, "c", T0, 10, 60, {"email"}) == []
+    assert claim_ids(session, "c", T0, 10) == []
 
 
 def test_expired_leases_follow_the_kind_semantics(session) -> None:
     digest, notice, unsent = make_rows(session, ["digest", "notice", "digest"])
-    assert outbox.claim(session, "dead", T0, 10, 60, {"email"}) == [digest, notice, unsent]
+    claimed = outbox.claim(session, "dead", T0, 10, 60, {"email"})
+    assert [(row.id, row.kind, row.channel, row.attempts) for row in claimed] == [
+        (digest, "digest", "email", 0), (notice, "notice", "email", 0), (unsent, "digest", "email", 0)]
     assert outbox.mark_sending(session, [digest, notice], "dead", T0, 60) == [digest, notice]
     later = T0 + timedelta(seconds=61)
     assert outbox.give_up_unconfirmed(session, later) == 1
     reclaimed = outbox.claim(session, "alive", later, 10, 60, {"email"})
-    assert reclaimed == [notice, unsent]  # at least once: the notice goes again; the unsent digest too
+    assert [(row.id, row.attempts) for row in reclaimed] == [(notice, 1), (unsent, 0)]  # at least once: the notice goes again; the unsent digest too
     rows = {d.id: d for d in session.scalars(select(Delivery).execution_options(populate_existing=True))}
     assert rows[digest].status == "unconfirmed" and "at most once" in rows[digest].last_error
     assert rows[notice].attempts == 1  # counted when the dead dispatcher started sending
@@ -123,11 +129,11 @@ def test_a_send_that_outlives_its_dispatcher_on_every_attempt_is_quarantined(ses
     now = T0
     for worker in range(3):
         assert outbox.quarantine_dead_sends(session, now, 3) == 0
-        assert outbox.claim(session, f"w{worker}", now, 10, 60, {"email"}) == [notice]
+        assert claim_ids(session, f"w{worker}", now, 10) == [notice]
         assert outbox.mark_sending(session, [notice], f"w{worker}", now, 60) == [notice]
         now += timedelta(seconds=61)  # the dispatcher died during the send
     assert outbox.quarantine_dead_sends(session, now, 3) == 1
-    assert outbox.claim(session, "w3", now, 10, 60, {"email"}) == []
+    assert claim_ids(session, "w3", now, 10) == []
     row = session.get(Delivery, notice)
     session.refresh(row)
     assert (row.status, row.attempts) == ("failed", 3) and "quarantined" in row.last_error

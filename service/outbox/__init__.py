@@ -10,6 +10,7 @@ one day one email.
 from service.outbox.claims import (
     AT_MOST_ONCE,
     BACKOFF_CAP_SECONDS,
+    Claimed,
     backoff_seconds,
     claim,
     count_due,
@@ -26,7 +27,7 @@ from service.outbox.pauses import pause, paused_channels, paused_reason, resume
 
 __all__ = [
     "ATTENTION", "AT_MOST_ONCE", "HELD_KINDS", "HeldRow", "bundle", "carry", "held_rows", "mailed_on",
-    "release_held", "BACKOFF_CAP_SECONDS", "NoticeRef", "OutboxMessage", "QuestionRef", "Queued", "TipRef", "backoff_seconds",
+    "release_held", "BACKOFF_CAP_SECONDS", "Claimed", "NoticeRef", "OutboxMessage", "QuestionRef", "Queued", "TipRef", "backoff_seconds",
     "claim", "count_due", "enqueue", "give_up_unconfirmed", "mark_sending", "pause", "paused_channels",
     "paused_reason", "quarantine_dead_sends", "record_results", "release", "resume",
 ]

@@ -19,7 +19,7 @@ import random
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -34,6 +34,15 @@ BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 UNCONFIRMED_NOTE = "dispatcher stopped during the send; not resent (at most once)"
 QUARANTINE_NOTE = "quarantined: its sending outlived the dispatcher on each of its {} attempts; not resent"
+
+
+class Claimed(NamedTuple):
+    """A leased row, with what routing and rendering it needs (returned by the lease itself)."""
+
+    id: int
+    kind: str
+    channel: str
+    attempts: int
 
 
 def backoff_seconds(attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
@@ -69,11 +78,12 @@ def _close_dead_sends(session: Session, now: datetime, which: Any, status: str, 
 def claim(
     session: Session, worker: str, now: datetime, limit: int, lease_seconds: int, channels: Collection[str],
     *, reclaim: bool = True,
-) -> list[int]:
+) -> list[Claimed]:
     """Atomically lease up to ``limit`` due rows of ``channels`` for ``worker`` (SKIP LOCKED on PostgreSQL).
 
     With ``reclaim``, rows whose lease ran out come first (a dead dispatcher's); then pending
     rows in ``ix_deliveries_due`` order, so the database reads one batch, not every due row.
+    Returned in id order.
     """
     if not channels:
         return []
@@ -84,7 +94,7 @@ def claim(
     )
     pending = and_(Delivery.status == "pending", Delivery.next_attempt_at <= now)
     lease = {"status": "leased", "lease_owner": worker, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
-    claimed = []
+    claimed: list[Claimed] = []
     if reclaim:
         claimed = _lease(session, of_channels & expired, (Delivery.lease_expires_at, Delivery.id), limit, lease)
     if len(claimed) < limit:
@@ -93,7 +103,8 @@ def claim(
     return sorted(claimed)
 
 
-def _lease(session: Session, due: Any, order: tuple[Any, ...], limit: int, lease: dict[str, Any]) -> list[int]:
+def _lease(session: Session, due: Any, order: tuple[Any, ...], limit: int, lease: dict[str, Any]
+           ) -> list[Claimed]:
     candidates = select(Delivery.id).where(due).order_by(*order).limit(limit)
     deliveries = Delivery.__table__
     if is_postgres(session):
@@ -103,7 +114,9 @@ def _lease(session: Session, due: Any, order: tuple[Any, ...], limit: int, lease
         statement = update(deliveries).where(deliveries.c.id == picked.c.id)
     else:  # SQLite has one writer at a time: a single UPDATE is atomic
         statement = update(deliveries).where(deliveries.c.id.in_(candidates.scalar_subquery()), due)
-    return list(session.execute(statement.values(**lease).returning(deliveries.c.id)).scalars())
+    c = deliveries.c
+    return [Claimed(*row) for row in session.execute(
+        statement.values(**lease).returning(c.id, c.kind, c.channel, c.attempts))]
 
 
 def mark_sending(session: Session, ids: Sequence[int], worker: str, now: datetime, lease_seconds: int) -> list[int]:
