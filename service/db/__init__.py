@@ -26,7 +26,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
     psycopg prepares none of our statements, so each is planned for its own parameters (a prepared
     statement's generic plan treats the head of a district, 100,000 people below, like a lead of
     19), while the database's own cached plans stay generic: forcing custom plans server-wide
-    re-planned every foreign-key check, a third of the time of writing a week's digest items."""
+    re-planned every foreign-key check: two thirds of writing a week's digest items (17.7 -> 6.0 s)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS}, **kwargs)
