@@ -46,7 +46,8 @@ def test_expired_leases_follow_the_kind_semantics(session) -> None:
     later = T0 + timedelta(seconds=61)
     assert outbox.give_up_unconfirmed(session, later) == 1
     reclaimed = outbox.claim(session, "alive", later, 10, 60, {"email"})
-    assert [(row.id, row.attempts) for row in reclaimed] == [(notice, 1), (unsent, 0)]  # at least once: the notice goes again; the unsent digest too
+    # at least once: the notice goes again; the unsent digest too
+    assert [(row.id, row.attempts) for row in reclaimed] == [(notice, 1), (unsent, 0)]
     rows = {d.id: d for d in session.scalars(select(Delivery).execution_options(populate_existing=True))}
     assert rows[digest].status == "unconfirmed" and "at most once" in rows[digest].last_error
     assert rows[notice].attempts == 1  # counted when the dead dispatcher started sending
