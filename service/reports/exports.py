@@ -10,10 +10,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.db import NOTICE_ROWS
 from service.models import (
     Acknowledgement,
     Delivery,
-    DeliveryItem,
     Person,
 )
 from service.reports.figures import DELIVERY_PROBLEM, Window, engagement, team_of
@@ -101,9 +101,10 @@ def csv_chunks(rows: Iterable[dict[str, object]], columns: tuple[str, ...], ever
 
 
 def _notice_audience(notice_id: int):
-    """The people a notice was sent to (each once)."""
-    return (select(Delivery.person_id).join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id)
-            .where(Delivery.kind == "notice", DeliveryItem.notice_id == notice_id))
+    """The people a notice was sent to: its outbox rows, keyed "notice:<id>" as the notices page
+    counts them, read from their index (joining the rows' items read 100,000 rows of the table)."""
+    return select(Delivery.person_id).where(NOTICE_ROWS, Delivery.period_key == f"notice:{notice_id}",
+                                            Delivery.person_id.is_not(None))
 
 
 def notice_people(session: Session, notice_id: int, offset: int = 0, limit: int | None = None
