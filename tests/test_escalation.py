@@ -9,7 +9,7 @@ import time_machine
 from sqlalchemy import select
 
 from service.channels.outbox import OutboxChannel
-from service.weeks import Blackout, SchoolCalendar
+from service.weeks import Blackout, SchoolCalendar, week_key
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.escalation import paused_days, run_pass
@@ -22,6 +22,7 @@ from service.models import (
     Policy,
     PolicyVersion,
 )
+from service.reports import Window, engagement, summary_payload
 from service.roster import import_roster
 from tests.conftest import REPO, store_policy
 from tests.helpers import run_cli
@@ -147,6 +148,17 @@ def test_eight_weeks_machine_opens_escalate_one_click_does_not(factory, staff, d
     with factory() as s:
         bob = s.scalars(select(Escalation).where(Escalation.person_id == person_id(factory, "bob@x.org"))).all()
     assert [(e.reason, e.level) for e in bob] == [("never_engaged", 0)]  # nudged, never escalated
+    with factory() as s:  # ann's and dan's rungs at levels 1 and 2 are open at once: each person is one row
+        head = s.scalar(select(Person).where(Person.email == "head@x.org"))
+        week = week_key(START + timedelta(weeks=7))
+        rows = engagement(s, Window.week(week, CHICAGO), None, new_hire_days=staff.new_hire_days)
+        payload = summary_payload(s, head, week, CHICAGO, START + timedelta(weeks=7, days=6),
+                                  new_hire_days=staff.new_hire_days)
+    statuses = {row.email: row.status for row in rows}
+    assert len(rows) == len(statuses) and statuses["ann@x.org"] == statuses["dan@x.org"] == "escalated"
+    assert sorted(email for email, status in statuses.items() if status == "escalated") == [
+        "ann@x.org", "dan@x.org", "div@x.org", "head@x.org", "ola@x.org"]
+    assert payload["counts"]["escalated"] == 3  # below the head: div, ann and dan, once each
 
 
 def test_six_weeks_machine_signals_only_versus_a_real_click(factory, staff, doors) -> None:
