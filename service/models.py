@@ -259,6 +259,7 @@ class Notice(Base):
 # PostgreSQL matches the query to its partial index (a district's millions of rows have few problems)
 DELIVERY_PROBLEM = "status IN ('failed', 'unconfirmed') OR attempts > 1 OR last_error IS NOT NULL"
 SENT_DIGEST = "kind = 'digest' AND status = 'sent'"
+OPEN_ABOVE = "resolved_at IS NULL AND level >= 1"  # an open rung above the person: they are escalated
 
 
 class Delivery(Base):
@@ -459,7 +460,13 @@ class Escalation(Base):
     """One rung of the ladder: why a person needs attention, who was told, and when it ended."""
 
     __tablename__ = "escalations"
-    __table_args__ = (UniqueConstraint("person_id", "reason", "subject", "level"),)
+    __table_args__ = (
+        UniqueConstraint("person_id", "reason", "subject", "level"),
+        # who is escalated now, which every report's status reads: a district's open rungs are
+        # mostly the person's own reminders (level 0), and reading all of them cost 10 ms a status
+        Index("ix_escalations_open_above", "person_id", postgresql_where=text(OPEN_ABOVE),
+              sqlite_where=text(OPEN_ABOVE)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)

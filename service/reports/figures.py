@@ -239,8 +239,8 @@ def _people(session: Session, window: Window, person_ids, *, new_hire_days: int,
             .group_by(w.person_id)
             .subquery()
         )
-    escalated_ids = (select(Escalation.person_id).where(Escalation.resolved_at.is_(None), Escalation.level >= 1)
-                     .distinct().subquery("escalated"))
+    escalated_ids = select(Escalation.person_id).where(  # ix_escalations_open_above
+        Escalation.resolved_at.is_(None), Escalation.level >= 1)
     moment = min(window.end, as_of or window.end)
     leave_from = (as_of or window.start).date()  # on leave at some point in the window (or at ``as_of``)
     counts = {name: func.coalesce(getattr(sums.c, name), 0) for name in (
@@ -250,9 +250,7 @@ def _people(session: Session, window: Window, person_ids, *, new_hire_days: int,
     reachable = (Person.active.is_(True) & ~undeliverable & ~on_leave
                  & (Person.joined_at <= moment - timedelta(days=new_hire_days)))
     engaged = (counts["clicks"] + counts["acks"] + counts["canvas_reads"] + counts["answers"]) > 0
-    # joined once, not ``IN`` the rungs: the status reads it in every count, and each count probed
-    # a hashed copy of the open rungs of its own
-    escalated = escalated_ids.c.person_id.is_not(None)
+    escalated = Person.id.in_(escalated_ids)
     query = (
         select(
             Person.id, Person.email, Person.name, Person.role, Person.supervisor_id,
@@ -267,7 +265,6 @@ def _people(session: Session, window: Window, person_ids, *, new_hire_days: int,
                     machine_signals=counts["machine_signals"]).label("status"),
         )
         .outerjoin(sums, sums.c.person_id == Person.id)
-        .outerjoin(escalated_ids, escalated_ids.c.person_id == Person.id)
         .where(*scoped(session, Person.id, person_ids))
     )
     if active_only:
