@@ -322,7 +322,8 @@ def _status_counts(c) -> tuple:
     head's roll-up is 5,000 rows, not 15,000. (A single group's tally groups by status instead:
     on the pages that read it beside another half, judging each status in a column cost more
     than it saved.)"""
-    return tuple(count_where(c.status == status).label(f"status_{index}") for index, status in enumerate(STATUS_ORDER))
+    return tuple(count_where(c.status == status).label(f"status_{index}")
+                 for index, status in enumerate(STATUS_ORDER))
 
 
 def _by_manager(c, *more):
@@ -334,9 +335,9 @@ def _by_manager(c, *more):
 
 def _up_the_chain(session: Session, direct):
     """Per manager: the rate's parts of their direct reports (``direct``, from :func:`_by_manager`)
-    added up over them and every manager below them, in the database: a district's 5,000
-    managers and their ancestors went up the chains in Python in 150 ms of a head's summary
-    (joining every person to all their ancestors instead read twice the rows)."""
+    added up over them and every manager below them, in the database: going up a district's
+    5,000 chains in Python made a head's roll-up 409-439 ms, this 313-326 (joining every person
+    to all their ancestors instead read twice the rows)."""
     rate = (direct.c.people, direct.c.engaged, direct.c.reachable)
     own = select(direct.c.manager_id.label("head"), *rate).where(direct.c.manager_id.is_not(None))
     if is_postgres(session):  # each manager's ancestors through the index (OFFSET 0: not flattened into a
