@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 from service.db import NOTICE_ROWS, count_where, in_ids, is_postgres
 from service.weeks import week_bounds, week_key
 from service.models import DELIVERY_PROBLEM as PROBLEM_SQL
+from service.models import OPEN_ABOVE
 from service.models import (
     PersonAncestor,
     Acknowledgement,
@@ -239,8 +240,7 @@ def _people(session: Session, window: Window, person_ids, *, new_hire_days: int,
             .group_by(w.person_id)
             .subquery()
         )
-    escalated_ids = select(Escalation.person_id).where(  # ix_escalations_open_above
-        Escalation.resolved_at.is_(None), Escalation.level >= 1)
+    escalated_ids = select(Escalation.person_id).where(text(OPEN_ABOVE))  # the index's own predicate
     moment = min(window.end, as_of or window.end)
     leave_from = (as_of or window.start).date()  # on leave at some point in the window (or at ``as_of``)
     counts = {name: func.coalesce(getattr(sums.c, name), 0) for name in (
