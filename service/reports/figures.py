@@ -389,7 +389,7 @@ def roll_up(session: Session, window: Window, root_id: int, person_ids, *, new_h
     teams = _up_the_chain(session, direct).subquery("teams")
     statuses = [literal(None, Integer)] * len(STATUS_ORDER)
     rows = session.execute(union_all(everyone, own, select(literal("team"), *teams.c, *statuses))).all()
-    tallies = {part: _tally_of(counts) for part, _, *counts in rows if part != "team"}
+    tallies = {part: _tally_of(row) for part, _, *row in rows if part != "team"}
     nobody = _tally_of([None] * len(counts))
     return RollUp(tallies.get("everyone", nobody), tallies.get("own", nobody),
                   {head: _team(*rest[:3]) for part, head, *rest in rows if part == "team"})
