@@ -17,6 +17,7 @@ from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.engagement import weekly
 from service.models import Delivery, EngagementEvent, Escalation, Person
+from service.reports.figures import STATUS_ORDER, Tally
 from service.reports import Window, compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
 from service.roster import import_roster
 from service import usecases
@@ -100,6 +101,15 @@ def test_statuses_and_rate_equal_a_hand_count(factory, settings, team) -> None:
     # the digest's reachable readers: eve's address bounces now, so she is in no week's denominator
     assert payload["trend"] == [{"week": "2026-W48", "label": "Nov 23", "engaged": 1, "reached": 4},
                                 {"week": WEEK, "label": "Nov 30", "engaged": 1, "reached": 4}]  # from the first digest
+
+
+def test_a_rate_is_read_off_the_status_counts() -> None:
+    """Undeliverable, on leave and new hires are the active people no rate counts; "engaged" is
+    the status of exactly the reachable who engaged."""
+    tally = Tally(dict(zip(STATUS_ORDER, (1, 2, 3, 4, 5, 6, 7, 8))))
+    assert tally.people == 36
+    assert (tally.rate.engaged, tally.rate.reachable) == (4, 30)
+    assert Tally(dict.fromkeys(STATUS_ORDER, 0)).rate.share is None
 
 
 def test_a_manager_of_managers_gets_a_roll_up(factory, team) -> None:
