@@ -323,19 +323,24 @@ def tally(session: Session, window: Window, person_ids=None, *, new_hire_days: i
 def _by_manager(people, *, statuses: bool = False):
     """Per manager, their direct reports' rate in parts (how many, engaged, reachable) and, if
     ``statuses``, how many have each status (in STATUS_ORDER): a CTE keyed ``manager_id``, one
-    row a manager. Grouped by manager and status first, so each person's status is judged once:
-    a column per status judged it nine times, 94 of a district roll-up's 177 ms."""
-    groups = select(people.c.supervisor_id, people.c.status, func.count().label("n")).group_by(
-        people.c.supervisor_id, people.c.status).subquery("groups")
+    row a manager. With the statuses, grouped by manager and status first, so each person's
+    status is judged once: a column per status judged it nine times (94 of a district head's
+    roll-up's 177 ms). Without, the rate's two verdicts are counted directly: grouping by status
+    made the teams page's tallies 83 -> 122 ms."""
+    c = people.c
+    if not statuses:
+        return select(c.supervisor_id.label("manager_id"), func.count().label("people"),
+                      count_where(c.engaged & c.reachable).label("engaged"),
+                      count_where(c.reachable).label("reachable")).group_by(c.supervisor_id).cte("direct")
+    groups = select(c.supervisor_id, c.status, func.count().label("n")).group_by(
+        c.supervisor_id, c.status).subquery("groups")
 
     def having(condition):
         return func.sum(case((condition, groups.c.n), else_=0))
 
     columns = [func.sum(groups.c.n).label("people"), having(groups.c.status == "engaged").label("engaged"),
                having(groups.c.status.not_in(OUTSIDE_RATES)).label("reachable")]
-    if statuses:
-        columns += [having(groups.c.status == status).label(f"status_{index}")
-                    for index, status in enumerate(STATUS_ORDER)]
+    columns += [having(groups.c.status == status).label(f"status_{index}") for index, status in enumerate(STATUS_ORDER)]
     return select(groups.c.supervisor_id.label("manager_id"), *columns).group_by(groups.c.supervisor_id).cte("direct")
 
 
