@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from service.db.migrate import upgrade
 from service.models import Base
 
 REPO = Path(__file__).resolve().parent.parent
+POLICY_DAY = datetime(2026, 1, 5, tzinfo=UTC)  # the seed policy's and the sample roster's import
 
 
 @pytest.fixture(scope="session")
@@ -91,12 +93,14 @@ def factory(clean_db: Engine):
 @pytest.fixture
 def loaded(factory) -> None:
     """The default content pack, version 1 of its policy (tips are sent only against a text
-    that holds their quotes) and the 40-person sample roster, committed."""
+    that holds their quotes) and the 40-person sample roster, committed. The roster is imported on
+    the day the policy is (not today), so no test's week finds its people new hires as the real
+    date moves on."""
     load_policy(factory)
     from service.roster import import_roster
 
     with factory() as s, s.begin():
-        import_roster(s, REPO / "content" / "sample_roster.csv")
+        import_roster(s, REPO / "content" / "sample_roster.csv", now=POLICY_DAY)
 
 
 def load_policy(factory, version: str = "1") -> None:
@@ -107,12 +111,10 @@ def load_policy(factory, version: str = "1") -> None:
 def store_policy(session, version: str = "1") -> None:
     """The shipped tip pack and a version of the seed policy, as `nudge policy import` and
     `nudge content import` store them (tips are sent only against a text that holds their quotes)."""
-    from datetime import UTC, datetime
-
     from service.content import import_pack, import_version
 
     import_version(session, REPO / "content" / "policies" / f"social-media-v{version}.txt", slug="social-media",
-                   label=version, title="Social Media Best Practices", now=datetime(2026, 1, 5, tzinfo=UTC))
+                   label=version, title="Social Media Best Practices", now=POLICY_DAY)
     import_pack(session, REPO / "content" / "social_media.yaml")
 
 
