@@ -16,9 +16,10 @@ from service.models import (
     Person,
 )
 from service.outbox import OutboxMessage, enqueue
+from service.db import side_by_side
 from service.reports.figures import (
-    AllBut, ATTENTION, PersonEngagement, Window, engagement, has_managers, last_weeks, notice_progress, overdue_notices,
-    roll_up, since_first_digest, tally, team_of, weekly_trend,
+    AllBut, ATTENTION, NoticeProgress, PersonEngagement, RollUp, Tally, TrendPoint, Window, engagement, has_managers,
+    last_weeks, notice_progress, overdue_notices, roll_up, since_first_digest, tally, team_of, weekly_trend,
 )
 from service.reports.questions import SectionFigures, sections_of
 
@@ -76,17 +77,24 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
     scope = team_of(session, supervisor.id)
     window = Window.week(week, zone)
     rollup = has_managers(session, supervisor.id, scope)
-    figures = roll_up(session, window, supervisor.id, scope, new_hire_days=new_hire_days) if rollup else None
-    everyone = figures.everyone if figures else tally(session, window, scope, new_hire_days=new_hire_days)
+
+    def figures_of(s: Session) -> RollUp | Tally:
+        return (roll_up(s, window, supervisor.id, scope, new_hire_days=new_hire_days) if rollup
+                else tally(s, window, scope, new_hire_days=new_hire_days))
+
+    def around(s: Session) -> tuple[list[NoticeProgress], list[TrendPoint], list[PersonEngagement]]:
+        notices = notice_progress(s, scope, today)
+        trend = since_first_digest(weekly_trend(s, last_weeks(week, 8, zone), scope, new_hire_days=new_hire_days))
+        return notices, trend, engagement(s, window, scope, new_hire_days=new_hire_days, limit=SUMMARY_ROWS,
+                                          statuses=ATTENTION if rollup else None,  # a roll-up: who needs attention
+                                          pressing=rollup)
+
+    figures, (notices, trend, listed) = side_by_side(session, figures_of, around)
+    everyone = figures.everyone if isinstance(figures, RollUp) else figures
     if not everyone.people:
         return None
-    notices = notice_progress(session, scope, today)
-    trend = since_first_digest(weekly_trend(session, last_weeks(week, 8, zone), scope,
-                                            new_hire_days=new_hire_days))
     if (not trend or trend[-1].reached == 0) and not notices:
         return None  # no tips went out to this team this week and nothing is pending
-    listed = engagement(session, window, scope, new_hire_days=new_hire_days, limit=SUMMARY_ROWS,
-                        statuses=ATTENTION if rollup else None, pressing=rollup)  # a roll-up: who needs attention
     overdue = overdue_notices(session, [r.id for r in listed], today)
     payload: dict[str, object] = {
         "week": week,
@@ -101,7 +109,7 @@ def summary_payload(session: Session, supervisor: Person, week: str, zone: ZoneI
         "checks": knowledge_checks(session, scope, school_checks if school_checks is not None
                                    else sections_of(session)),
     }
-    if figures:  # one line per direct team: the direct reports themselves, then each one's people
+    if isinstance(figures, RollUp):  # a line per direct team: the direct reports themselves, then each one's people
         direct = session.execute(select(Person.id, Person.name).where(
             Person.supervisor_id == supervisor.id, Person.active.is_(True))).all()
         own = figures.direct_reports

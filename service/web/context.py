@@ -4,11 +4,9 @@ through the request (``Depends(current)``), so each router is a module-level obj
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import logging
@@ -21,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.db import shorten_sqlite_wait, transaction
+from service.db import First, Second, shorten_sqlite_wait, side_by_side, transaction
 from service.engagement import Rules, Signal, Signer, hash_ip, webhook
 from service.models import MAX_ROW_ID
 from service.rendering import template_env
@@ -33,9 +31,6 @@ log = logging.getLogger(__name__)
 
 
 WAIT_FOR_LOCK_MS = 2000  # a reader's request waits at most this long for a locked SQLite database
-SECOND_LANE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="page-read")  # see Web.side_by_side
-First = TypeVar("First")
-Second = TypeVar("Second")
 
 
 class DeferredWrites:
@@ -107,19 +102,9 @@ class Web:
 
     def side_by_side(self, first: Callable[[Session], First], second: Callable[[Session], Second]
                      ) -> tuple[First, Second]:
-        """Two independent reads of one page, each in its own transaction: at the same time on
-        PostgreSQL, where a district head's page waits on four statements of 50-100 ms each and
-        the database has a core to spare; one after the other on SQLite, which has one writer
-        and whose reads are short. Read committed already gives each statement its own snapshot,
-        so two transactions see no less consistent a page than one."""
-        def read(what: Callable[[Session], First | Second]):
-            with self.unit_of_work() as session:
-                return what(session)
-
-        if self.factory.kw["bind"].dialect.name == "sqlite":
-            return read(first), read(second)
-        pending = SECOND_LANE.submit(read, second)
-        return read(first), pending.result()
+        """Two independent reads of one page (:func:`service.db.side_by_side`)."""
+        with self.unit_of_work() as session:
+            return side_by_side(session, first, second)
 
     def signal_of(self, request: Request) -> Signal:
         ip = request.client.host if request.client else None
