@@ -30,6 +30,8 @@ from service.outbox import NoticeRef, OutboxMessage, TipRef, enqueue
 
 log = logging.getLogger(__name__)
 CHANNEL = "canvas"
+CLOCK_SKEW = timedelta(days=1)  # ours and Canvas's clocks may disagree
+RETRIED_FOR = timedelta(days=60)  # a post held (Canvas paused) or retried this long after it is due is found
 COHORT_ROLE = "teacher"
 
 
@@ -85,15 +87,9 @@ def compose_weekly(
         if tip is None:
             continue
         for course_id in settings.canvas_course_ids:
-            monday = datetime.combine(weeks.parse_week(key), datetime.min.time(), ZoneInfo("UTC"))
             created = add_post(
-                session, course_id, kind, key, now,
-                payload={"week": key, "post_at": post_at.isoformat() if post_at > now else None,
-                         "section_ids": section_ids},
-                subject=f"Tip of the week: {tip.title}",
-                tip=tip,
-                search_from=monday - timedelta(days=7),
-                search_to=monday + timedelta(days=14),
+                session, course_id, kind, key, now, payload={"week": key, "section_ids": section_ids},
+                subject=f"Tip of the week: {tip.title}", post_at=post_at if post_at > now else None, tip=tip,
             )
             result.composed += created
             result.already += not created
@@ -103,19 +99,25 @@ def compose_weekly(
 
 def add_post(
     session: Session, course_id: int, kind: str, period: str, now: datetime, *,
-    payload: dict[str, Any], subject: str, search_from: datetime, search_to: datetime,
+    payload: dict[str, Any], subject: str, post_at: datetime | None = None,
     tip: Tip | None = None, notice_id: int | None = None,
 ) -> bool:
     """Add one post to the outbox unless (course, kind, period) exists; safe against a racing composer.
 
-    ``search_from``/``search_to`` bound where the channel looks for the post's marker before posting.
+    Before posting, the channel looks for the post's marker among the course's announcements
+    posted from a day before ``now`` to ``RETRIED_FOR`` after the post is due (``post_at``, or
+    now): an earlier attempt is made at or after composing, or scheduled for ``post_at``, whatever
+    week the post is for (a window around a past week's Monday missed a post made today, and the
+    retry posted it twice).
     """
     marker = marker_for(kind, course_id, period)
     items = (TipRef(tip.id),) if tip is not None else (NoticeRef(notice_id),) if notice_id is not None else ()
+    due = max(now, post_at or now)
     queued = enqueue(session, [OutboxMessage(
         kind, period, now, recipient=f"course:{course_id}", channel=CHANNEL, subject=subject,
-        payload={**payload, "course_id": course_id, "marker": marker, "search_from": search_from.isoformat(),
-                 "search_to": search_to.isoformat()},
+        payload={**payload, "course_id": course_id, "marker": marker,
+                 "post_at": post_at.isoformat() if post_at else None,
+                 "search_from": (now - CLOCK_SKEW).isoformat(), "search_to": (due + RETRIED_FOR).isoformat()},
         items=items)])
     for row in queued:
         session.add(CanvasAnnouncement(course_id=course_id, kind=kind, period_key=period, marker=marker,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,8 +44,7 @@ def queue_notice(session: Session, settings: Settings, notice: Notice, now: date
         for course_id in settings.canvas_course_ids:
             queued.canvas_posts += canvas.add_post(
                 session, course_id, "notice", f"notice:{notice.id}", now,
-                payload={"notice_id": notice.id, "post_at": None, "section_ids": []},
+                payload={"notice_id": notice.id, "section_ids": []},
                 subject=f"Policy update: {version.policy.title} (version {version.label})", notice_id=notice.id,
-                search_from=now - timedelta(days=1), search_to=now + timedelta(days=60),
             )
     return queued
