@@ -103,7 +103,7 @@ def _history(session: Session, person_ids: Sequence[int], before_week: Mapping[i
             Delivery.kind == KIND,
             Delivery.channel == CHANNEL,
             Delivery.status != "failed",
-            Delivery.person_id.in_(person_ids),
+            in_ids(session, Delivery.person_id, person_ids),
             DeliveryItem.tip_id.is_not(None),
         )
         .order_by(Delivery.person_id, Delivery.period_key, Delivery.id, DeliveryItem.position)

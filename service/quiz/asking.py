@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, selectinload
 
+from service.db import in_ids
 from service.models import Answer, Delivery, DeliveryItem, Question, Tip
 from service.quiz.schedule import Asked
 
@@ -29,7 +30,7 @@ def asked_before(session: Session, person_ids: Sequence[int], before_week: Mappi
         select(Delivery.person_id, Delivery.period_key, DeliveryItem.question_id, Answer.correct, Answer.at)
         .join(DeliveryItem, DeliveryItem.delivery_id == Delivery.id)
         .outerjoin(Answer, and_(Answer.delivery_id == Delivery.id, Answer.question_id == DeliveryItem.question_id))
-        .where(Delivery.person_id.in_(person_ids), Delivery.status != "failed",
+        .where(in_ids(session, Delivery.person_id, person_ids), Delivery.status != "failed",
                DeliveryItem.question_id.is_not(None)))
     for person_id, week, question_id, correct, at in rows:
         if week < before_week[person_id]:
