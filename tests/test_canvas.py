@@ -49,6 +49,15 @@ def make_dispatcher(factory, settings, sleeps=None, clock=lambda: BEFORE):
     return usecases.dispatcher(factory, settings, channels, clock=clock), api
 
 
+def drain_two_hours_apart(factory, settings, start: datetime, rounds: int) -> None:
+    """The dispatcher's rounds two hours apart on its clock, so retries come due."""
+    clock = [start]
+    dispatcher, _ = make_dispatcher(factory, settings, clock=lambda: clock[0])
+    for _ in range(rounds):
+        dispatcher.drain()
+        clock[0] += timedelta(hours=2)
+
+
 def compose_week(factory, settings, now=BEFORE):
     with factory() as s, s.begin():
         compose(s, settings, now, NO_BREAKS, week=WEEK)
@@ -164,11 +173,7 @@ def test_server_errors_retry_and_post_once(factory, loaded, canvas_settings, dou
     double.fail_next = 2  # the first calls fail outright: retried with backoff
     double.fail_after_create = 1  # and one post is made but answered with a 502
     compose_week(factory, canvas_settings)
-    clock = [BEFORE]
-    dispatcher, _ = make_dispatcher(factory, canvas_settings, clock=lambda: clock[0])
-    for _ in range(6):
-        dispatcher.drain()
-        clock[0] += timedelta(hours=2)
+    drain_two_hours_apart(factory, canvas_settings, BEFORE, rounds=6)
     assert [len(double.announcements(c)) for c in (101, 102)] == [1, 1]
     assert {r.status for r in canvas_rows(factory)} == {"sent"}
     assert any("Canvas failed during an announcement" in (r.last_error or "") or r.attempts > 1
@@ -183,11 +188,7 @@ def test_a_past_week_posted_today_is_posted_once(factory, loaded, canvas_setting
     double.fail_after_create = 1
     with factory() as s, s.begin():
         canvas.compose_weekly(s, canvas_settings, now, NO_BREAKS, week=week_key((now - timedelta(weeks=8)).date()))
-    clock = [now]
-    dispatcher, _ = make_dispatcher(factory, canvas_settings, clock=lambda: clock[0])
-    for _ in range(4):
-        dispatcher.drain()
-        clock[0] += timedelta(hours=2)
+    drain_two_hours_apart(factory, canvas_settings, now, rounds=4)
     assert [len(double.announcements(c)) for c in (101, 102)] == [1, 1]
     assert {r.status for r in canvas_rows(factory)} == {"sent"}
 
