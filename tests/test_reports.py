@@ -17,8 +17,9 @@ from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.engagement import weekly
 from service.models import Delivery, EngagementEvent, Escalation, Person
-from service.reports.figures import STATUS_ORDER, Tally
-from service.reports import Window, compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks
+from service.reports import (
+    STATUS_ORDER, Tally, Window, compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks,
+)
 from service.roster import import_roster
 from service import usecases
 from tests.conftest import REPO, store_policy
