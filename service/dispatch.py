@@ -14,6 +14,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from service import outbox
 from service.channels import Channel, Message, Result
 from service.config import Settings
-from service.db import in_ids, transaction
+from service.db import in_ids, is_postgres, transaction
 from service.models import Delivery, DeliveryItem, Question, Tip, utcnow
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,13 @@ class Batch:
     broken: list[tuple[int, Result]] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)
     channels_of: dict[int, str] = field(default_factory=dict)
+    holder: Session | None = None  # PostgreSQL: the open transaction whose row locks are the claim
+
+    def discard(self) -> None:
+        """A batch that will not be sent: its claim ends (locked rows are due again at once)."""
+        if self.holder is not None:
+            self.holder.close()
+            self.holder = None
 
 
 @dataclass
@@ -138,42 +146,69 @@ class Dispatcher:
         return set(self.routes) - outbox.paused_channels(session)
 
     def _prepare(self) -> Batch:
-        """Claim due rows (leased) and render them."""
+        """Claim due rows and render them. On PostgreSQL the claim is the row locks of an open
+        transaction, handed with the batch to the sender, which marks the rows sending in it."""
         batch = Batch(DispatchStats())
-        s = self.settings
         now = self.clock()
         recover = self._recover_at is None or now >= self._recover_at
-        with transaction(self.factory) as session:
-            if recover:
-                batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, now)
-                batch.stats.failed += outbox.quarantine_dead_sends(session, now, s.dispatch_max_attempts)
-                if self.before_claim is not None:
-                    self.before_claim(session, now)
-            claimed = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
-                                   self.active_channels(session), reclaim=recover)
         if recover:
-            self._recover_at = now + timedelta(seconds=min(RECOVERY_INTERVAL_SECONDS, s.dispatch_lease_seconds / 5))
-        batch.stats.claimed = len(claimed)
-        if not claimed:
-            return batch
-        if self.stopping.is_set():
-            with transaction(self.factory) as session:
-                outbox.release(session, [row.id for row in claimed], self.worker)
-            return batch
-        batch.attempts = {row.id: row.attempts for row in claimed}
-        batch.channels_of = {row.id: row.channel for row in claimed}
-        with transaction(self.factory) as session:
-            batch.messages, broken = self._build(session, claimed)
-        batch.broken = list(broken.items())
-        batch.ready = True
+            self._recover(batch, now)
+        session = self.factory()
+        try:
+            claimed = self._claim(session, batch, now, recover)
+            if claimed and not self.stopping.is_set():
+                batch.attempts = {row.id: row.attempts for row in claimed}
+                batch.channels_of = {row.id: row.channel for row in claimed}
+                with nullcontext() if batch.holder else session.begin():
+                    batch.messages, broken = self._build(session, claimed)
+                batch.broken = list(broken.items())
+                batch.ready = True
+            elif claimed and batch.holder is None:  # stopping: hand the leased rows back untouched
+                with session.begin():
+                    outbox.release(session, [row.id for row in claimed], self.worker)
+        finally:
+            if not batch.ready:
+                batch.holder = None
+                session.close()  # on PostgreSQL a rollback: the locked rows are due again
         return batch
+
+    def _recover(self, batch: Batch, now: datetime) -> None:
+        """Close the sends a dead dispatcher left, and let the composition root release held rows."""
+        s = self.settings
+        with transaction(self.factory) as session:
+            batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, now)
+            batch.stats.failed += outbox.quarantine_dead_sends(session, now, s.dispatch_max_attempts)
+            if self.before_claim is not None:
+                self.before_claim(session, now)
+        self._recover_at = now + timedelta(seconds=min(RECOVERY_INTERVAL_SECONDS, s.dispatch_lease_seconds / 5))
+
+    def _claim(self, session: Session, batch: Batch, now: datetime, reclaim: bool) -> list[outbox.Claimed]:
+        """Lock due rows in ``session``'s transaction, left open (PostgreSQL), or lease them and commit."""
+        s = self.settings
+        session.begin()
+        channels = self.active_channels(session)
+        if is_postgres(session):
+            claimed = outbox.lock(session, now, s.dispatch_batch_size, s.dispatch_lease_seconds, channels,
+                                  reclaim=reclaim)
+            batch.holder = session
+        else:
+            claimed = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
+                                   channels, reclaim=reclaim)
+            session.commit()
+        batch.stats.claimed = len(claimed)
+        return claimed
 
     def _send(self, batch: Batch) -> list[tuple[int, Result]]:
         """Mark the batch ``sending`` (committed before any provider call: at-most-once kinds rely on it), send."""
-        with transaction(self.factory) as session:
-            sending = set(outbox.mark_sending(session, [m.delivery_id for m in batch.messages]
-                                              + [i for i, _ in batch.broken], self.worker, self.clock(),
-                                              self.settings.dispatch_lease_seconds))
+        ids = [m.delivery_id for m in batch.messages] + [i for i, _ in batch.broken]
+        args = (self.worker, self.clock(), self.settings.dispatch_lease_seconds)
+        if batch.holder is not None:
+            with batch.holder as session:  # the claiming transaction: its locks are the claim
+                sending = set(outbox.mark_sending(session, ids, *args, locked=True))
+                session.commit()
+        else:
+            with transaction(self.factory) as session:
+                sending = set(outbox.mark_sending(session, ids, *args))
         outcomes = [(i, r) for i, r in batch.broken if i in sending]
         now = self.clock()
         for name, channel in self.channels.items():
@@ -248,7 +283,11 @@ class Dispatcher:
             while not self.stopping.is_set():
                 batch = self._prepare()
                 if in_flight is not None:
-                    settle()
+                    try:
+                        settle()
+                    except BaseException:
+                        batch.discard()
+                        raise
                     in_flight = None
                 if not batch.ready:
                     total.unconfirmed += batch.stats.unconfirmed
