@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service import outbox
@@ -203,9 +204,7 @@ class Dispatcher:
         ids = [m.delivery_id for m in batch.messages] + [i for i, _ in batch.broken]
         args = (self.worker, self.clock(), self.settings.dispatch_lease_seconds)
         if batch.holder is not None:
-            with batch.holder as session:  # the claiming transaction: its locks are the claim
-                sending = set(outbox.mark_sending(session, ids, *args, locked=True))
-                session.commit()
+            sending = self._mark_held(batch.holder, ids, args)
         else:
             with transaction(self.factory) as session:
                 sending = set(outbox.mark_sending(session, ids, *args))
@@ -217,6 +216,22 @@ class Dispatcher:
             if mine:
                 outcomes.extend(zip([m.delivery_id for m in mine], self._send_through(channel, mine), strict=True))
         return outcomes
+
+    @staticmethod
+    def _mark_held(holder: Session, ids: list[int], args: tuple) -> set[int]:
+        """Mark sending in the claiming transaction. If its connection is gone (the server ended it,
+        idle past the lease while the batch before was sent), the claim is: the rows are due again
+        and nothing of this batch is sent, as when a lease runs out."""
+        try:
+            with holder as session:
+                sending = set(outbox.mark_sending(session, ids, *args, locked=True))
+                session.commit()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("a claim of %d rows ended before its send began; they are claimed again", len(ids))
+            return set()
+        return sending
 
     @staticmethod
     def _send_through(channel: Channel, messages: list[Message]) -> list[Result]:

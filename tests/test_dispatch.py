@@ -243,6 +243,20 @@ def test_two_dispatchers_at_once_never_send_a_row_twice(factory, sendgrid_settin
     assert statuses(factory) == {"sent": 600}
 
 
+def test_a_claim_that_outlives_its_lease_behind_a_slow_send_is_claimed_again(factory, sendgrid_settings,
+                                                                             sendgrid_double) -> None:
+    """While a slow request carries one batch, the next waits claimed. If it waits past the lease
+    (the server then ends its claiming transaction, on PostgreSQL), it is claimed again: the pass
+    ends normally and each person gets their digest once."""
+    prepare(factory, sendgrid_settings, 30)
+    settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 10, "dispatch_lease_seconds": 1})
+    sendgrid_double.inject(Fault(delay=2.0))
+    stats = make_dispatcher(factory, settings, clock=Clock(NOW)).drain()
+    addresses = [e.to_email for e in sendgrid_double.emails]
+    assert stats.sent == 30 and len(addresses) == 30 and len(set(addresses)) == 30
+    assert statuses(factory) == {"sent": 30}
+
+
 def test_sendgrid_channel_sends_oversized_values_alone(sendgrid_settings, sendgrid_double) -> None:
     from service.channels import Message, Skeleton
 
