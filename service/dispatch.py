@@ -7,6 +7,7 @@ how to render each kind of row it carries) by the composition root,
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from service import outbox
 from service.channels import Channel, Message, Result
 from service.config import Settings
-from service.db import in_ids, is_postgres, transaction
+from service.db import in_ids, is_postgres, is_serialization_failure, transaction
 from service.models import Delivery, DeliveryItem, Question, Tip, utcnow
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 # how often to look for rows whose lease ran out (a dead dispatcher's): often enough
 # next to the lease itself, rarely enough that a busy send does not pay for it per batch
 RECOVERY_INTERVAL_SECONDS = 30.0
+CLAIM_ATTEMPTS = 5  # a claim that met rows other dispatchers were changing is tried again
 
 
 class BatchRenderer(Protocol):
@@ -92,6 +94,7 @@ class Batch:
     attempts: dict[int, int] = field(default_factory=dict)
     channels_of: dict[int, str] = field(default_factory=dict)
     holder: Session | None = None  # PostgreSQL: the open transaction whose row locks are the claim
+    marked: threading.Event = field(default_factory=threading.Event)  # its rows are sending (or given up)
 
     def discard(self) -> None:
         """A batch that will not be sent: its claim ends (locked rows are due again at once)."""
@@ -186,28 +189,47 @@ class Dispatcher:
     def _claim(self, session: Session, batch: Batch, now: datetime, reclaim: bool) -> list[outbox.Claimed]:
         """Lock due rows in ``session``'s transaction, left open (PostgreSQL), or lease them and commit."""
         s = self.settings
-        session.begin()
-        channels = self.active_channels(session)
         if is_postgres(session):
-            claimed = outbox.lock(session, now, s.dispatch_batch_size, s.dispatch_lease_seconds, channels,
-                                  reclaim=reclaim)
+            claimed = self._lock(session, now, reclaim)
             batch.holder = session
         else:
+            session.begin()
+            channels = self.active_channels(session)
             claimed = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
                                    channels, reclaim=reclaim)
             session.commit()
         batch.stats.claimed = len(claimed)
         return claimed
 
+    def _lock(self, session: Session, now: datetime, reclaim: bool) -> list[outbox.Claimed]:
+        """Lock due rows in a REPEATABLE READ transaction, left open. Read committed would follow a row
+        another dispatcher has just marked sending to its new version and keep it locked though the
+        claim skips it, so that dispatcher's results would wait for this claim's end; a snapshot
+        refuses such a row instead, and the claim is tried again."""
+        s = self.settings
+        for attempt in itertools.count(1):
+            session.begin()
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            try:
+                return outbox.lock(session, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
+                                   self.active_channels(session), reclaim=reclaim)
+            except DBAPIError as exc:
+                session.rollback()
+                if attempt == CLAIM_ATTEMPTS or not is_serialization_failure(exc):
+                    raise
+
     def _send(self, batch: Batch) -> list[tuple[int, Result]]:
         """Mark the batch ``sending`` (committed before any provider call: at-most-once kinds rely on it), send."""
         ids = [m.delivery_id for m in batch.messages] + [i for i, _ in batch.broken]
         args = (self.worker, self.clock(), self.settings.dispatch_lease_seconds)
-        if batch.holder is not None:
-            sending = self._mark_held(batch.holder, ids, args)
-        else:
-            with transaction(self.factory) as session:
-                sending = set(outbox.mark_sending(session, ids, *args))
+        try:
+            if batch.holder is not None:
+                sending = self._mark_held(batch.holder, ids, args)
+            else:
+                with transaction(self.factory) as session:
+                    sending = set(outbox.mark_sending(session, ids, *args))
+        finally:
+            batch.marked.set()
         outcomes = [(i, r) for i, r in batch.broken if i in sending]
         now = self.clock()
         for name, channel in self.channels.items():
@@ -282,7 +304,8 @@ class Dispatcher:
         """Send until nothing is due (rows waiting for a retry later are left for later).
 
         Two batches overlap: while one is sent and its results recorded (one sender thread, so
-        at most one batch is ever `sending`), the next is claimed and rendered.
+        at most one batch is ever `sending`), the next is claimed and rendered, once the one
+        before is marked sending.
         """
         total = DispatchStats()
         in_flight: tuple[Batch, Future] | None = None
@@ -311,6 +334,7 @@ class Dispatcher:
                         break
                     continue
                 in_flight = (batch, sender.submit(self._deliver, batch))
+                batch.marked.wait()  # the next claim's snapshot sees this batch sending, not due
             if in_flight is not None:
                 settle()
         return total

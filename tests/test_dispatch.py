@@ -257,6 +257,31 @@ def test_a_claim_that_outlives_its_lease_behind_a_slow_send_is_claimed_again(fac
     assert statuses(factory) == {"sent": 30}
 
 
+PEOPLE_AT_ONCE = 800
+
+
+def test_dispatchers_at_once_never_hold_each_others_rows(factory, sendgrid_settings, sendgrid_double, caplog) -> None:
+    """Many small batches from four dispatchers at once: one's claim, taken while another marked
+    its batch sending, must not keep those rows locked (its results would wait for that claim,
+    while that claim waits for its own dispatcher's results). Every claim reaches its send, and
+    each person gets their digest once."""
+    prepare(factory, sendgrid_settings, PEOPLE_AT_ONCE)
+    settings = sendgrid_settings.model_copy(update={"dispatch_batch_size": 4, "dispatch_lease_seconds": 5})
+    sendgrid_double.inject(*[Fault(delay=0.005)] * 300)
+    dispatchers = [make_dispatcher(factory, settings, worker=f"w{i}", clock=Clock(NOW)) for i in range(4)]
+    totals = []
+    threads = [threading.Thread(target=lambda d=d: totals.append(d.drain())) for d in dispatchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not [r for r in caplog.records if "ended before its send began" in r.getMessage()]
+    assert sum(t.sent for t in totals) == PEOPLE_AT_ONCE
+    addresses = [e.to_email for e in sendgrid_double.emails]
+    assert len(addresses) == PEOPLE_AT_ONCE and len(set(addresses)) == PEOPLE_AT_ONCE
+    assert statuses(factory) == {"sent": PEOPLE_AT_ONCE}
+
+
 def test_sendgrid_channel_sends_oversized_values_alone(sendgrid_settings, sendgrid_double) -> None:
     from service.channels import Message, Skeleton
 
