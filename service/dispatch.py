@@ -7,7 +7,6 @@ how to render each kind of row it carries) by the composition root,
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import socket
@@ -15,19 +14,17 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from service import outbox
 from service.channels import Channel, Message, Result
 from service.config import Settings
-from service.db import in_ids, is_postgres, is_serialization_failure, transaction
+from service.db import in_ids, transaction
 from service.models import Delivery, DeliveryItem, Question, Tip, utcnow
 
 log = logging.getLogger(__name__)
@@ -35,7 +32,6 @@ log = logging.getLogger(__name__)
 # how often to look for rows whose lease ran out (a dead dispatcher's): often enough
 # next to the lease itself, rarely enough that a busy send does not pay for it per batch
 RECOVERY_INTERVAL_SECONDS = 30.0
-CLAIM_ATTEMPTS = 5  # a claim that met rows other dispatchers were changing is tried again
 
 
 class BatchRenderer(Protocol):
@@ -93,14 +89,6 @@ class Batch:
     broken: list[tuple[int, Result]] = field(default_factory=list)
     attempts: dict[int, int] = field(default_factory=dict)
     channels_of: dict[int, str] = field(default_factory=dict)
-    holder: Session | None = None  # PostgreSQL: the open transaction whose row locks are the claim
-    marked: threading.Event = field(default_factory=threading.Event)  # its rows are sending (or given up)
-
-    def discard(self) -> None:
-        """A batch that will not be sent: its claim ends (locked rows are due again at once)."""
-        if self.holder is not None:
-            self.holder.close()
-            self.holder = None
 
 
 @dataclass
@@ -150,86 +138,42 @@ class Dispatcher:
         return set(self.routes) - outbox.paused_channels(session)
 
     def _prepare(self) -> Batch:
-        """Claim due rows and render them. On PostgreSQL the claim is the row locks of an open
-        transaction, handed with the batch to the sender, which marks the rows sending in it."""
+        """Claim due rows (leased) and render them."""
         batch = Batch(DispatchStats())
+        s = self.settings
         now = self.clock()
         recover = self._recover_at is None or now >= self._recover_at
-        if recover:
-            self._recover(batch, now)
-        session = self.factory()
-        try:
-            claimed = self._claim(session, batch, now, recover)
-            if claimed and not self.stopping.is_set():
-                batch.attempts = {row.id: row.attempts for row in claimed}
-                batch.channels_of = {row.id: row.channel for row in claimed}
-                with nullcontext() if batch.holder else session.begin():
-                    batch.messages, broken = self._build(session, claimed)
-                batch.broken = list(broken.items())
-                batch.ready = True
-            elif claimed and batch.holder is None:  # stopping: hand the leased rows back untouched
-                with session.begin():
-                    outbox.release(session, [row.id for row in claimed], self.worker)
-        finally:
-            if not batch.ready:
-                batch.holder = None
-                session.close()  # on PostgreSQL a rollback: the locked rows are due again
-        return batch
-
-    def _recover(self, batch: Batch, now: datetime) -> None:
-        """Close the sends a dead dispatcher left, and let the composition root release held rows."""
-        s = self.settings
         with transaction(self.factory) as session:
-            batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, now)
-            batch.stats.failed += outbox.quarantine_dead_sends(session, now, s.dispatch_max_attempts)
-            if self.before_claim is not None:
-                self.before_claim(session, now)
-        self._recover_at = now + timedelta(seconds=min(RECOVERY_INTERVAL_SECONDS, s.dispatch_lease_seconds / 5))
-
-    def _claim(self, session: Session, batch: Batch, now: datetime, reclaim: bool) -> list[outbox.Claimed]:
-        """Lock due rows in ``session``'s transaction, left open (PostgreSQL), or lease them and commit."""
-        s = self.settings
-        if is_postgres(session):
-            claimed = self._lock(session, now, reclaim)
-            batch.holder = session
-        else:
-            session.begin()
-            channels = self.active_channels(session)
+            if recover:
+                batch.stats.unconfirmed = outbox.give_up_unconfirmed(session, now)
+                batch.stats.failed += outbox.quarantine_dead_sends(session, now, s.dispatch_max_attempts)
+                if self.before_claim is not None:
+                    self.before_claim(session, now)
             claimed = outbox.claim(session, self.worker, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
-                                   channels, reclaim=reclaim)
-            session.commit()
+                                   self.active_channels(session), reclaim=recover)
+        if recover:
+            self._recover_at = now + timedelta(seconds=min(RECOVERY_INTERVAL_SECONDS, s.dispatch_lease_seconds / 5))
         batch.stats.claimed = len(claimed)
-        return claimed
-
-    def _lock(self, session: Session, now: datetime, reclaim: bool) -> list[outbox.Claimed]:
-        """Lock due rows in a REPEATABLE READ transaction, left open. Read committed would follow a row
-        another dispatcher has just marked sending to its new version and keep it locked though the
-        claim skips it, so that dispatcher's results would wait for this claim's end; a snapshot
-        refuses such a row instead, and the claim is tried again."""
-        s = self.settings
-        for attempt in itertools.count(1):
-            session.begin()
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            try:
-                return outbox.lock(session, now, s.dispatch_batch_size, s.dispatch_lease_seconds,
-                                   self.active_channels(session), reclaim=reclaim)
-            except DBAPIError as exc:
-                session.rollback()
-                if attempt == CLAIM_ATTEMPTS or not is_serialization_failure(exc):
-                    raise
+        if not claimed:
+            return batch
+        if self.stopping.is_set():
+            with transaction(self.factory) as session:
+                outbox.release(session, [row.id for row in claimed], self.worker)
+            return batch
+        batch.attempts = {row.id: row.attempts for row in claimed}
+        batch.channels_of = {row.id: row.channel for row in claimed}
+        with transaction(self.factory) as session:
+            batch.messages, broken = self._build(session, claimed)
+        batch.broken = list(broken.items())
+        batch.ready = True
+        return batch
 
     def _send(self, batch: Batch) -> list[tuple[int, Result]]:
         """Mark the batch ``sending`` (committed before any provider call: at-most-once kinds rely on it), send."""
-        ids = [m.delivery_id for m in batch.messages] + [i for i, _ in batch.broken]
-        args = (self.worker, self.clock(), self.settings.dispatch_lease_seconds)
-        try:
-            if batch.holder is not None:
-                sending = self._mark_held(batch.holder, ids, args)
-            else:
-                with transaction(self.factory) as session:
-                    sending = set(outbox.mark_sending(session, ids, *args))
-        finally:
-            batch.marked.set()
+        with transaction(self.factory) as session:
+            sending = set(outbox.mark_sending(session, [m.delivery_id for m in batch.messages]
+                                              + [i for i, _ in batch.broken], self.worker, self.clock(),
+                                              self.settings.dispatch_lease_seconds))
         outcomes = [(i, r) for i, r in batch.broken if i in sending]
         now = self.clock()
         for name, channel in self.channels.items():
@@ -238,22 +182,6 @@ class Dispatcher:
             if mine:
                 outcomes.extend(zip([m.delivery_id for m in mine], self._send_through(channel, mine), strict=True))
         return outcomes
-
-    @staticmethod
-    def _mark_held(holder: Session, ids: list[int], args: tuple) -> set[int]:
-        """Mark sending in the claiming transaction. If its connection is gone (the server ended it,
-        idle past the lease while the batch before was sent), the claim is: the rows are due again
-        and nothing of this batch is sent, as when a lease runs out."""
-        try:
-            with holder as session:
-                sending = set(outbox.mark_sending(session, ids, *args, locked=True))
-                session.commit()
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            log.warning("a claim of %d rows ended before its send began; they are claimed again", len(ids))
-            return set()
-        return sending
 
     @staticmethod
     def _send_through(channel: Channel, messages: list[Message]) -> list[Result]:
@@ -304,8 +232,7 @@ class Dispatcher:
         """Send until nothing is due (rows waiting for a retry later are left for later).
 
         Two batches overlap: while one is sent and its results recorded (one sender thread, so
-        at most one batch is ever `sending`), the next is claimed and rendered, once the one
-        before is marked sending.
+        at most one batch is ever `sending`), the next is claimed and rendered.
         """
         total = DispatchStats()
         in_flight: tuple[Batch, Future] | None = None
@@ -321,11 +248,7 @@ class Dispatcher:
             while not self.stopping.is_set():
                 batch = self._prepare()
                 if in_flight is not None:
-                    try:
-                        settle()
-                    except BaseException:
-                        batch.discard()
-                        raise
+                    settle()
                     in_flight = None
                 if not batch.ready:
                     total.unconfirmed += batch.stats.unconfirmed
@@ -334,7 +257,6 @@ class Dispatcher:
                         break
                     continue
                 in_flight = (batch, sender.submit(self._deliver, batch))
-                batch.marked.wait()  # the next claim's snapshot sees this batch sending, not due
             if in_flight is not None:
                 settle()
         return total

@@ -266,8 +266,7 @@ OPEN_ABOVE = "resolved_at IS NULL AND level >= 1"  # an open rung above the pers
 class Delivery(Base):
     """The outbox: one row per person, kind, period and channel, so nothing is sent twice.
 
-    ``status`` moves pending -> sending -> sent | failed | skipped (on SQLite a claim passes
-    through ``leased``; on PostgreSQL it is a row lock and writes nothing). A person's email
+    ``status`` moves pending -> sending (leased) -> sent | failed | skipped. A person's email
     of a kind that waits for their one email of the day starts ``held``; it is then released
     (pending) or ``bundled`` into a carrier (``bundle_id``: a digest or an "attention" email),
     whose outcome it shares. ``mail_day`` is the local day a person's email is theirs for.

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Connection, Engine, Integer, any_, bindparam, case, create_engine, event, func, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -124,12 +123,6 @@ def side_by_side(session: Session, first: Callable[[Session], First], second: Ca
 
 def is_postgres(bind: Session | Engine | Connection) -> bool:
     return (bind.get_bind() if isinstance(bind, Session) else bind).dialect.name == "postgresql"
-
-
-def is_serialization_failure(exc: DBAPIError) -> bool:
-    """PostgreSQL refused a statement of a REPEATABLE READ transaction: rows it meant to change or
-    lock were changed since its snapshot. The transaction may be tried again."""
-    return getattr(exc.orig, "sqlstate", None) == "40001"
 
 
 def in_ids(session: Session | Connection, column: Any, ids: Collection[int]) -> ColumnElement[bool]:

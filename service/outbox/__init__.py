@@ -15,7 +15,6 @@ from service.outbox.claims import (
     claim,
     count_due,
     give_up_unconfirmed,
-    lock,
     mark_sending,
     quarantine_dead_sends,
     record_results,
@@ -29,6 +28,6 @@ from service.outbox.pauses import pause, paused_channels, paused_reason, resume
 __all__ = [
     "ATTENTION", "AT_MOST_ONCE", "HELD_KINDS", "HeldRow", "bundle", "carry", "held_rows", "mailed_on",
     "release_held", "BACKOFF_CAP_SECONDS", "Claimed", "NoticeRef", "OutboxMessage", "QuestionRef", "Queued", "TipRef", "backoff_seconds",
-    "claim", "count_due", "enqueue", "give_up_unconfirmed", "lock", "mark_sending", "pause", "paused_channels",
+    "claim", "count_due", "enqueue", "give_up_unconfirmed", "mark_sending", "pause", "paused_channels",
     "paused_reason", "quarantine_dead_sends", "record_results", "release", "resume",
 ]

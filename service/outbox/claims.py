@@ -9,9 +9,7 @@ Delivery semantics (per kind):
   expired while ``sending`` is claimed again and resent; duplicates can only
   come from the batch in flight when a dispatcher died.
 A row whose lease expired before its send began (``leased``) is always
-re-claimed. On PostgreSQL the dispatcher claims by row locks instead (:func:`lock`):
-its open transaction holds the rows until it marks them sending, so a claim writes
-nothing, and the rows of a dispatcher that dies before sending are due again at once. 429, 5xx and network errors retry with exponential backoff and
+re-claimed. 429, 5xx and network errors retry with exponential backoff and
 jitter (honouring Retry-After); other 4xx fail at once with the reason.
 """
 
@@ -19,11 +17,11 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select, text, true, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.channels import Result
@@ -77,60 +75,32 @@ def _close_dead_sends(session: Session, now: datetime, which: Any, status: str, 
     return result.rowcount or 0
 
 
-def _due(now: datetime, channels: Collection[str]) -> tuple[Any, Any]:
-    """Rows whose lease ran out (a dead dispatcher's), and pending rows whose time has come."""
+def claim(
+    session: Session, worker: str, now: datetime, limit: int, lease_seconds: int, channels: Collection[str],
+    *, reclaim: bool = True,
+) -> list[Claimed]:
+    """Atomically lease up to ``limit`` due rows of ``channels`` for ``worker`` (SKIP LOCKED on PostgreSQL).
+
+    With ``reclaim``, rows whose lease ran out come first (a dead dispatcher's); then pending
+    rows in ``ix_deliveries_due`` order, so the database reads one batch, not every due row.
+    Returned in id order.
+    """
+    if not channels:
+        return []
     of_channels = Delivery.channel.in_(sorted(channels))
     expired = or_(
         and_(Delivery.status == "leased", Delivery.lease_expires_at < now),
         and_(Delivery.status == "sending", Delivery.lease_expires_at < now, Delivery.kind.not_in(AT_MOST_ONCE)),
     )
     pending = and_(Delivery.status == "pending", Delivery.next_attempt_at <= now)
-    return of_channels & expired, of_channels & pending
-
-
-def _take(session: Session, due: tuple[Any, Any], limit: int, reclaim: bool,
-          take: Callable[[Any, tuple[Any, ...], int], list[Claimed]]) -> list[Claimed]:
-    """Expired rows first (with ``reclaim``), then pending rows in ``ix_deliveries_due`` order, so the
-    database reads one batch, not every due row. Returned in id order."""
-    expired, pending = due
-    claimed = take(expired, (Delivery.lease_expires_at, Delivery.id), limit) if reclaim else []
-    if len(claimed) < limit:
-        claimed += take(pending, (Delivery.next_attempt_at, Delivery.id), limit - len(claimed))
-    return sorted(claimed)
-
-
-def claim(
-    session: Session, worker: str, now: datetime, limit: int, lease_seconds: int, channels: Collection[str],
-    *, reclaim: bool = True,
-) -> list[Claimed]:
-    """Atomically lease up to ``limit`` due rows of ``channels`` for ``worker`` (status ``leased``,
-    committed by the caller). With ``reclaim``, rows whose lease ran out come first."""
-    if not channels:
-        return []
     lease = {"status": "leased", "lease_owner": worker, "lease_expires_at": now + timedelta(seconds=lease_seconds)}
-    return _take(session, _due(now, channels), limit, reclaim,
-                 lambda due, order, count: _lease(session, due, order, count, lease))
-
-
-def lock(session: Session, now: datetime, limit: int, lease_seconds: int, channels: Collection[str],
-         *, reclaim: bool = True) -> list[Claimed]:
-    """PostgreSQL: claim up to ``limit`` due rows by locking them (SKIP LOCKED), writing nothing.
-
-    The caller's transaction holds them until :func:`mark_sending` (``locked=True``) commits;
-    should the dispatcher die or hang, its connection ends and the rows are due again. A
-    transaction left idle longer than the lease is ended by the server, as a lease runs out.
-    """
-    if not channels:
-        return []
-    session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {int(lease_seconds * 1000)}"))
-
-    def take(due: Any, order: tuple[Any, ...], count: int) -> list[Claimed]:
-        c = Delivery.__table__.c
-        picked = (select(c.id, c.kind, c.channel, c.attempts).where(due).order_by(*order).limit(count)
-                  .with_for_update(skip_locked=True, key_share=True))  # FOR NO KEY UPDATE: events may still refer to them
-        return [Claimed(*row) for row in session.execute(picked)]
-
-    return _take(session, _due(now, channels), limit, reclaim, take)
+    claimed: list[Claimed] = []
+    if reclaim:
+        claimed = _lease(session, of_channels & expired, (Delivery.lease_expires_at, Delivery.id), limit, lease)
+    if len(claimed) < limit:
+        claimed += _lease(session, of_channels & pending, (Delivery.next_attempt_at, Delivery.id),
+                          limit - len(claimed), lease)
+    return sorted(claimed)
 
 
 def _lease(session: Session, due: Any, order: tuple[Any, ...], limit: int, lease: dict[str, Any]
@@ -149,22 +119,16 @@ def _lease(session: Session, due: Any, order: tuple[Any, ...], limit: int, lease
         statement.values(**lease).returning(c.id, c.kind, c.channel, c.attempts))]
 
 
-def mark_sending(session: Session, ids: Sequence[int], worker: str, now: datetime, lease_seconds: int,
-                 *, locked: bool = False) -> list[int]:
-    """Record that the send is starting (committed by the caller before calling the provider).
-
-    ``locked``: the rows were claimed by :func:`lock` in this transaction, so they are this worker's
-    whatever their status; otherwise only rows still leased to ``worker`` are marked."""
+def mark_sending(session: Session, ids: Sequence[int], worker: str, now: datetime, lease_seconds: int) -> list[int]:
+    """Record that the send is starting (committed by the caller before calling the provider)."""
     if not ids:
         return []
-    owned = true() if locked else and_(Delivery.lease_owner == worker, Delivery.status == "leased")
     statement = (
         update(Delivery)
-        .where(in_ids(session, Delivery.id, ids), owned)
+        .where(in_ids(session, Delivery.id, ids), Delivery.lease_owner == worker, Delivery.status == "leased")
         .values(
             status="sending",
             attempts=Delivery.attempts + 1,
-            lease_owner=worker,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
         )
         .returning(Delivery.id)
