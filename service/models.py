@@ -259,7 +259,6 @@ class Notice(Base):
 # PostgreSQL matches the query to its partial index (a district's millions of rows have few problems)
 DELIVERY_PROBLEM = "status IN ('failed', 'unconfirmed') OR attempts > 1 OR last_error IS NOT NULL"
 SENT_DIGEST = "kind = 'digest' AND status = 'sent'"
-BUNDLED = "bundle_id IS NOT NULL"
 OPEN_ABOVE = "resolved_at IS NULL AND level >= 1"  # an open rung above the person: they are escalated
 
 
@@ -295,8 +294,6 @@ class Delivery(Base):
         Index("ix_deliveries_problems", "id", postgresql_where=text(DELIVERY_PROBLEM),
               sqlite_where=text(DELIVERY_PROBLEM)),
         Index("ix_deliveries_created_at", "created_at"),  # the overview's week of outbox rows
-        # the few rows a carrier bundles: no entry (and no write per status change) for the rest
-        Index("ix_deliveries_bundle_id", "bundle_id", postgresql_where=text(BUNDLED), sqlite_where=text(BUNDLED)),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -319,7 +316,7 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     mail_day: Mapped[date | None]
-    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
+    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
 
     person: Mapped[Person | None] = relationship()
     items: Mapped[list[DeliveryItem]] = relationship(
