@@ -14,7 +14,7 @@ from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.doubles.sendgrid import Fault
-from service.models import Delivery, DeliveryItem, Person, Tip
+from service.models import Delivery, Person, Tip
 from tests.conftest import REPO, add_people, store_policy
 from tests.test_rendering import _Tags
 
