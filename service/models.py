@@ -442,6 +442,20 @@ class EngagementWeek(Base):
     engaged: Mapped[bool] = mapped_column(Boolean, default=False)  # service.engagement.definition
 
 
+class EngagementWeekTotal(Base):
+    """How many cells of a week are delivered, and of those engaged, as changes the database's
+    triggers on ``engagement_weeks`` append whatever path writes a cell (migration 0020), folded
+    into a row a week by the hourly summary job: a district head's trend counted 800,000 cells.
+    Appended, not updated, so concurrent writers of cells never wait for each other here."""
+
+    __tablename__ = "engagement_week_totals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    week: Mapped[str] = mapped_column(String(8), index=True)
+    delivered: Mapped[int] = mapped_column(Integer)  # a change in the week's delivered cells
+    engaged: Mapped[int] = mapped_column(Integer)  # a change in its cells both delivered and engaged
+
+
 class Acknowledgement(Base):
     """An explicit "I have read this". ``subject`` is what was acknowledged (a delivery or notice)."""
 

@@ -275,6 +275,7 @@ def rebuild_engagement(factory: sessionmaker[Session], settings: Settings, now: 
         before, weeks_before = engagement.snapshot(session), engagement.weekly.snapshot(session)
         people = engagement.refresh(session)
         weeks = engagement.weekly.rebuild(session, settings.timezone, now, settings.retention_days)
+        engagement.weekly.fold_totals(session)
         after, weeks_after = engagement.snapshot(session), engagement.weekly.snapshot(session)
     return Rebuilt(settled, people, _changed(before, after), weeks, _changed(weeks_before, weeks_after))
 
@@ -292,8 +293,10 @@ def daily_pass(factory: sessionmaker[Session], settings: Settings, now: datetime
 
 def weekly_summaries(factory: sessionmaker[Session], settings: Settings, now: datetime, *,
                      week: str | None = None, dry_run: bool = False) -> reports.SummaryResult:
-    """Queue the supervisor summaries that are due (or all of ``week``), from settled signals only."""
+    """Queue the supervisor summaries that are due (or all of ``week``), from settled signals only.
+    Hourly, so it also folds the trend's totals: what cells written since changed in them."""
     with transaction(factory, dry_run=dry_run) as session:
+        engagement.weekly.fold_totals(session)
         engagement.settle(session, engagement.Rules.from_settings(settings), now)
         return reports.compose_summaries(session, settings, now, week=week, dry_run=dry_run)
 

@@ -1,6 +1,7 @@
 """Property: the aggregates and the weekly roll-up kept incrementally by the ingest paths equal
-the ones rebuilt from the events, for random streams of digests, clicks (bursts too), acknowledgements, and SendGrid
-events that arrive late, twice, or flagged as machine opens."""
+the ones rebuilt from the events, and the trend's weekly totals the roll-up's cells, for random
+streams of digests, clicks (bursts too), acknowledgements, and SendGrid events that arrive late,
+twice, or flagged as machine opens."""
 
 from __future__ import annotations
 
@@ -99,6 +100,7 @@ def test_incremental_aggregates_equal_the_rebuilt_ones(factory, settings, tmp_pa
     with factory() as s:
         incremental, weeks = snapshot(s), weekly.snapshot(s)
         sent = s.scalar(select(func.count()).select_from(Delivery).where(Delivery.status == "sent"))
+        assert trend_totals(s, weeks) == counted(weeks)
     assert sent or not any(step[0] == "digest" for step in stream)  # the digests really went out
     with factory() as s, s.begin():
         refresh(s)
@@ -106,3 +108,23 @@ def test_incremental_aggregates_equal_the_rebuilt_ones(factory, settings, tmp_pa
     with factory() as s:
         assert snapshot(s) == incremental
         assert weekly.snapshot(s) == weeks
+        assert trend_totals(s, weeks) == counted(weeks)
+    usecases.weekly_summaries(factory, settings, now)  # hourly: folds the totals
+    with factory() as s:
+        assert trend_totals(s, weeks) == counted(weeks)
+
+
+def counted(cells: dict) -> dict[str, tuple[int, int]]:
+    """Per week: its delivered cells and, of them, the engaged, counted from the cells."""
+    found: dict[str, tuple[int, int]] = {}
+    for (_, week), (delivered, *_, engaged) in cells.items():
+        if delivered:
+            n, e = found.get(week, (0, 0))
+            found[week] = (n + 1, e + int(engaged))
+    return found
+
+
+def trend_totals(s, cells: dict) -> dict[str, tuple[int, int]]:
+    """The same, as the trend reads them from the totals the database keeps (weeks that add up to nothing left out)."""
+    return {week: total for week, total in weekly.totals(s, sorted({week for _, week in cells})).items()
+            if total != (0, 0)}

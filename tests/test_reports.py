@@ -256,13 +256,18 @@ def test_reports_read_the_weekly_roll_up_so_pruned_weeks_still_count(factory, se
 
 def test_the_migration_backfills_the_roll_up_and_a_rebuild_agrees(engine, cli_env, capsys, factory, team) -> None:
     """What the ingest paths kept is what the migration's backfill computes from the events and
-    what `nudge engagement rebuild` recounts."""
+    what `nudge engagement rebuild` recounts; so is the district's trend, read from its totals."""
     from alembic import command
 
     from service.db.migrate import alembic_config, upgrade
 
+    def trend(s):
+        return [(p.week, p.engaged, p.reached) for p in weekly_trend(s, last_weeks(WEEK, 3, CHICAGO), None,
+                                                                      new_hire_days=14)]
+
     with factory() as s:
         kept = weekly.snapshot(s)
+        assert trend(s) == [("2026-W47", 0, 0), ("2026-W48", 1, 8), (WEEK, 2, 8)]
     assert kept[team["ann@x.org"], WEEK][:6] == (True, 1, 0, 0, 1, 0)  # delivered, opens, machine, signals, clicks
     assert kept[team["cat@x.org"], WEEK][:6] == (True, 0, 1, 2, 0, 0)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
@@ -272,10 +277,12 @@ def test_the_migration_backfills_the_roll_up_and_a_rebuild_agrees(engine, cli_en
     upgrade(engine)
     with factory() as s:
         assert weekly.snapshot(s) == kept
+        assert trend(s) == [("2026-W47", 0, 0), ("2026-W48", 1, 8), (WEEK, 2, 8)]
     code, out, _ = run_cli(capsys, "engagement", "rebuild")
     assert code == 0 and ", 0 of them changed" in out.split(";")[1]
     with factory() as s:
         assert weekly.snapshot(s) == kept
+        assert trend(s) == [("2026-W47", 0, 0), ("2026-W48", 1, 8), (WEEK, 2, 8)]
 
 
 def test_the_teams_page_keeps_a_team_whose_manager_left(factory, settings, tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
-    Boolean, DateTime, Integer, Select, String, bindparam, case, exists, func, literal, or_, select, true,
+    Boolean, DateTime, Integer, Select, String, bindparam, case, delete, exists, func, insert, literal, or_, select,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from service.db import count_where, in_ids, is_postgres
 from service.engagement.aggregates import engaging
 from service.engagement.definition import OPEN, SIGNAL_KINDS
-from service.models import Delivery, EngagementEvent, EngagementWeek, Person
+from service.models import Delivery, EngagementEvent, EngagementWeek, EngagementWeekTotal, Person
 from service.weeks import parse_week, week_bounds, week_key, zone_named
 
 CHUNK = 5000
@@ -199,6 +200,32 @@ def rebuild(session: Session, default_zone: str, now: datetime, retention_days: 
             monday += timedelta(weeks=1)
     return session.scalar(select(func.count()).select_from(EngagementWeek).where(
         EngagementWeek.week.in_(recounted))) if recounted else 0
+
+
+def totals(session: Session, weeks: list[str]) -> dict[str, tuple[int, int]]:
+    """Per week: its delivered cells and, of them, the engaged, everyone's (kept by the database's
+    triggers as cells are written: migration 0020)."""
+    t = EngagementWeekTotal
+    return {week: (int(delivered), int(engaged)) for week, delivered, engaged in session.execute(
+        select(t.week, func.sum(t.delivered), func.sum(t.engaged)).where(t.week.in_(weeks)).group_by(t.week))}
+
+
+def fold_totals(session: Session) -> int:
+    """Fold each week's appended changes of the totals into one row (what they add up to is
+    unchanged); returns how many rows were folded. Only the rows this deletes are added up, so
+    two folds at once count none twice."""
+    t = EngagementWeekTotal
+    folded = session.execute(delete(t).where(t.week.in_(select(t.week).group_by(t.week).having(func.count() > 1)))
+                             .returning(t.week, t.delivered, t.engaged)).all()
+    sums: dict[str, list[int]] = {}
+    for week, delivered, engaged in folded:
+        total = sums.setdefault(week, [0, 0])
+        total[0] += delivered
+        total[1] += engaged
+    if sums:
+        session.execute(insert(t), [{"week": week, "delivered": delivered, "engaged": engaged}
+                                    for week, (delivered, engaged) in sorted(sums.items())])
+    return len(folded)
 
 
 def snapshot(session: Session) -> dict[tuple[int, str], tuple]:

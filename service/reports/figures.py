@@ -29,7 +29,7 @@ from service.models import (
     Tip,
     UTCDateTime,
 )
-from service.engagement import Rate
+from service.engagement import Rate, weekly
 
 
 @dataclass
@@ -453,17 +453,20 @@ def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], 
     """Per week: the reachable people who got that week's digest (active and deliverable now, past
     the new-hire grace that week), and how many of them engaged that week (from the roll-up).
 
-    Counted as everyone who got it, less the few who are not counted: the first count reads the
-    week index alone, the second starts from the people (joining a district's people to its
-    800,000 person-weeks took most of the time)."""
+    Counted as everyone who got it, less the few who are not counted: the first count is the
+    week's totals for a whole district (its 800,000 person-weeks were counted from the week
+    index in 50-60 ms), else reads the week index alone; the second starts from the people
+    (joining a district's people to its person-weeks took most of the time)."""
     if not weeks:
         return []
     w = EngagementWeek
+    keys = [key for key, _, _ in weeks]
     hired_by = case({key: literal(end - timedelta(days=new_hire_days), UTCDateTime()) for key, _, end in weeks},
                     value=w.week)  # joined by then: past the grace at the week's end
-    got_it = [w.week.in_([key for key, _, _ in weeks]), w.delivered.is_(True), *scoped(session, w.person_id, person_ids)]
+    got_it = [w.week.in_(keys), w.delivered.is_(True), *scoped(session, w.person_id, person_ids)]
     counts = select(w.week, func.count(), count_where(w.engaged)).group_by(w.week)
-    everyone = session.execute(counts.where(*got_it)).tuples().all()
+    everyone = (_everyones(session, keys, person_ids, counts) if person_ids is None or isinstance(person_ids, AllBut)
+                else session.execute(counts.where(*got_it)).tuples().all())
     newest = max(end for _, _, end in weeks) - timedelta(days=new_hire_days)
     left_out = session.execute(counts.join(Person, Person.id == w.person_id).where(
         *got_it, or_(Person.active.is_(False), Person.undeliverable_since.is_not(None), Person.joined_at > newest),
@@ -475,6 +478,18 @@ def weekly_trend(session: Session, weeks: list[tuple[str, datetime, datetime]], 
         reached[week] -= n
         engaged[week] -= int(e or 0)
     return [TrendPoint(key, engaged.get(key, 0), reached.get(key, 0)) for key, _, _ in weeks]
+
+
+def _everyones(session: Session, weeks: list[str], person_ids: AllBut | None, counts) -> list[tuple[str, int, int]]:
+    """Per week: how many got its digest and of them engaged, whatever their status now, from the
+    week's totals; less one person's own week for everyone but them."""
+    found = weekly.totals(session, weeks)
+    if person_ids is not None:
+        w = EngagementWeek
+        for week, n, engaged in session.execute(counts.where(
+                w.person_id == person_ids.person_id, w.week.in_(weeks), w.delivered.is_(True))).tuples():
+            found[week] = (found[week][0] - n, found[week][1] - int(engaged or 0))
+    return [(week, n, engaged) for week, (n, engaged) in found.items()]
 
 
 def last_weeks(week: str, count: int, zone: ZoneInfo) -> list[tuple[str, datetime, datetime]]:

@@ -1,0 +1,101 @@
+"""The weekly trend's totals: triggers on engagement_weeks append how each write changed a week's
+delivered cells and its delivered-and-engaged cells, whichever path wrote them, so a district's
+trend adds up a few rows a week instead of counting 800,000 cells. Backfilled from the cells,
+after the triggers exist: creating them locks the table against writers until this commits.
+(SQLite loses a table's triggers when a batch migration copies it: such a migration of
+engagement_weeks must create them again.)
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-06 20:00:00
+"""
+from collections.abc import Sequence
+
+from alembic import op
+import sqlalchemy as sa
+
+revision: str = '0020'
+down_revision: str | None = '0019'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# PostgreSQL: one row a week per statement, from the statement's transition tables (a dispatched
+# batch marks 500 cells delivered in one statement); an upsert fires both its INSERT and its
+# UPDATE trigger, each seeing only its own rows
+POSTGRESQL = [
+    """
+    CREATE FUNCTION engagement_week_totals_append() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO engagement_week_totals (week, delivered, engaged)
+            SELECT week, count(*), count(*) FILTER (WHERE engaged) FROM new_cells WHERE delivered GROUP BY week;
+        ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO engagement_week_totals (week, delivered, engaged)
+            SELECT week, -count(*), -count(*) FILTER (WHERE engaged) FROM old_cells WHERE delivered GROUP BY week;
+        ELSE
+            INSERT INTO engagement_week_totals (week, delivered, engaged)
+            SELECT week, sum(delivered), sum(engaged) FROM (
+                SELECT week, delivered::int AS delivered, (delivered AND engaged)::int AS engaged FROM new_cells
+                UNION ALL
+                SELECT week, -delivered::int, -(delivered AND engaged)::int FROM old_cells) AS change
+            GROUP BY week HAVING sum(delivered) <> 0 OR sum(engaged) <> 0;
+        END IF;
+        RETURN NULL;
+    END $$
+    """,
+    """CREATE TRIGGER engagement_week_totals_insert AFTER INSERT ON engagement_weeks
+       REFERENCING NEW TABLE AS new_cells FOR EACH STATEMENT EXECUTE FUNCTION engagement_week_totals_append()""",
+    """CREATE TRIGGER engagement_week_totals_update AFTER UPDATE ON engagement_weeks
+       REFERENCING OLD TABLE AS old_cells NEW TABLE AS new_cells
+       FOR EACH STATEMENT EXECUTE FUNCTION engagement_week_totals_append()""",
+    """CREATE TRIGGER engagement_week_totals_delete AFTER DELETE ON engagement_weeks
+       REFERENCING OLD TABLE AS old_cells FOR EACH STATEMENT EXECUTE FUNCTION engagement_week_totals_append()""",
+]
+
+# SQLite has row triggers only: a row per cell that changes (a school's few hundred people)
+SQLITE = [
+    """CREATE TRIGGER engagement_week_totals_insert AFTER INSERT ON engagement_weeks WHEN NEW.delivered
+       BEGIN
+           INSERT INTO engagement_week_totals (week, delivered, engaged) VALUES (NEW.week, 1, NEW.engaged);
+       END""",
+    """CREATE TRIGGER engagement_week_totals_update AFTER UPDATE OF delivered, engaged ON engagement_weeks
+       WHEN NEW.delivered <> OLD.delivered OR (NEW.delivered AND NEW.engaged) <> (OLD.delivered AND OLD.engaged)
+       BEGIN
+           INSERT INTO engagement_week_totals (week, delivered, engaged)
+           VALUES (NEW.week, NEW.delivered - OLD.delivered,
+                   (NEW.delivered AND NEW.engaged) - (OLD.delivered AND OLD.engaged));
+       END""",
+    """CREATE TRIGGER engagement_week_totals_delete AFTER DELETE ON engagement_weeks WHEN OLD.delivered
+       BEGIN
+           INSERT INTO engagement_week_totals (week, delivered, engaged) VALUES (OLD.week, -1, -OLD.engaged);
+       END""",
+]
+
+TRIGGERS = ("engagement_week_totals_insert", "engagement_week_totals_update", "engagement_week_totals_delete")
+
+
+def upgrade() -> None:
+    op.create_table(
+        'engagement_week_totals',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('week', sa.String(length=8), nullable=False),
+        sa.Column('delivered', sa.Integer(), nullable=False),
+        sa.Column('engaged', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_engagement_week_totals_week', 'engagement_week_totals', ['week'], unique=False)
+    for statement in POSTGRESQL if op.get_bind().dialect.name == "postgresql" else SQLITE:
+        op.execute(statement)
+    op.execute("INSERT INTO engagement_week_totals (week, delivered, engaged) "
+               "SELECT week, count(*), sum(CASE WHEN engaged THEN 1 ELSE 0 END) FROM engagement_weeks "
+               "WHERE delivered GROUP BY week")
+
+
+def downgrade() -> None:
+    for name in TRIGGERS:
+        op.execute(f"DROP TRIGGER {name}" + (" ON engagement_weeks" if op.get_bind().dialect.name == "postgresql"
+                                               else ""))
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION engagement_week_totals_append()")
+    op.drop_index('ix_engagement_week_totals_week', table_name='engagement_week_totals')
+    op.drop_table('engagement_week_totals')
