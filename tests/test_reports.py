@@ -9,14 +9,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select, update
 
 from service.channels.outbox import OutboxChannel
 from service.weeks import SchoolCalendar
 from service.digests import compose
 from service.usecases import dispatcher as make_dispatcher
 from service.engagement import weekly
-from service.models import Delivery, EngagementEvent, Escalation, Person
+from service.models import Delivery, EngagementEvent, EngagementWeek, EngagementWeekTotal, Escalation, Person
 from service.reports import (
     STATUS_ORDER, Tally, Window, compose_summaries, engagement, subtree, summary_payload, weekly_trend, last_weeks,
 )
@@ -283,6 +283,44 @@ def test_the_migration_backfills_the_roll_up_and_a_rebuild_agrees(engine, cli_en
     with factory() as s:
         assert weekly.snapshot(s) == kept
         assert trend(s) == [("2026-W47", 0, 0), ("2026-W48", 1, 8), (WEEK, 2, 8)]
+
+
+def test_the_trend_totals_follow_every_write_of_a_cell(factory, team) -> None:
+    """The database keeps the totals: any statement that writes cells moves them (here plain SQL,
+    as a path written later might), an update that changes neither flag appends nothing, and a
+    fold leaves one row a week that adds up to the same."""
+    w, week = EngagementWeek, "2030-W01"
+    ann, bob, cat = team["ann@x.org"], team["bob@x.org"], team["cat@x.org"]
+
+    def cell(person_id: int, *, delivered: bool, clicks: int) -> dict:
+        return {"person_id": person_id, "week": week, "delivered": delivered, "human_opens": 0, "machine_opens": 0,
+                "machine_signals": 0, "clicks": clicks, "acks": 0, "canvas_reads": 0, "answers": 0,
+                "engaged": clicks > 0}
+
+    def totals(s) -> tuple[int, int]:
+        counted = s.execute(select(func.count(), func.count().filter(w.engaged)).where(
+            w.week == week, w.delivered.is_(True))).one()
+        assert weekly.totals(s, [week]).get(week, (0, 0)) == tuple(counted)
+        return tuple(counted)
+
+    def appended(s) -> int:
+        return s.scalar(select(func.count()).select_from(EngagementWeekTotal).where(EngagementWeekTotal.week == week))
+
+    with factory() as s, s.begin():
+        s.execute(insert(w), [cell(ann, delivered=True, clicks=1), cell(bob, delivered=True, clicks=0),
+                              cell(cat, delivered=False, clicks=2)])
+        assert totals(s) == (2, 1)
+        s.execute(update(w).where(w.week == week, w.person_id == cat).values(delivered=True))
+        assert totals(s) == (3, 2)
+        s.execute(update(w).where(w.week == week, w.person_id == ann).values(clicks=0, engaged=False))
+        assert totals(s) == (3, 1)
+        rows = appended(s)
+        s.execute(update(w).where(w.week == week).values(human_opens=w.human_opens + 1, delivered=w.delivered))
+        assert totals(s) == (3, 1) and appended(s) == rows
+        s.execute(delete(w).where(w.week == week, w.person_id == cat))
+        assert totals(s) == (2, 0)
+        weekly.fold_totals(s)
+        assert totals(s) == (2, 0) and appended(s) == 1
 
 
 def test_the_teams_page_keeps_a_team_whose_manager_left(factory, settings, tmp_path: Path) -> None:

@@ -19,37 +19,40 @@ down_revision: str | None = '0019'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# PostgreSQL: one row a week per statement, from the statement's transition tables (a dispatched
-# batch marks 500 cells delivered in one statement); an upsert fires both its INSERT and its
-# UPDATE trigger, each seeing only its own rows
+# PostgreSQL: a statement's new cells as one row a week, from its transition table (a dispatched
+# batch marks 500 new cells delivered in one statement); a changed cell as a row of its own, only
+# when an update names delivered or engaged and changes what they count (an open that is added to
+# a cell fires nothing; a recount that finds the cell as it was neither)
 POSTGRESQL = [
     """
-    CREATE FUNCTION engagement_week_totals_append() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION engagement_week_totals_insert() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP = 'INSERT' THEN
-            INSERT INTO engagement_week_totals (week, delivered, engaged)
-            SELECT week, count(*), count(*) FILTER (WHERE engaged) FROM new_cells WHERE delivered GROUP BY week;
-        ELSIF TG_OP = 'DELETE' THEN
-            INSERT INTO engagement_week_totals (week, delivered, engaged)
-            SELECT week, -count(*), -count(*) FILTER (WHERE engaged) FROM old_cells WHERE delivered GROUP BY week;
+        INSERT INTO engagement_week_totals (week, delivered, engaged)
+        SELECT week, count(*), count(*) FILTER (WHERE engaged) FROM new_cells WHERE delivered GROUP BY week;
+        RETURN NULL;
+    END $$
+    """,
+    """
+    CREATE FUNCTION engagement_week_totals_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            INSERT INTO engagement_week_totals (week, delivered, engaged) VALUES (OLD.week, -1, -OLD.engaged::int);
         ELSE
             INSERT INTO engagement_week_totals (week, delivered, engaged)
-            SELECT week, sum(delivered), sum(engaged) FROM (
-                SELECT week, delivered::int AS delivered, (delivered AND engaged)::int AS engaged FROM new_cells
-                UNION ALL
-                SELECT week, -delivered::int, -(delivered AND engaged)::int FROM old_cells) AS change
-            GROUP BY week HAVING sum(delivered) <> 0 OR sum(engaged) <> 0;
+            VALUES (NEW.week, NEW.delivered::int - OLD.delivered::int,
+                    (NEW.delivered AND NEW.engaged)::int - (OLD.delivered AND OLD.engaged)::int);
         END IF;
         RETURN NULL;
     END $$
     """,
     """CREATE TRIGGER engagement_week_totals_insert AFTER INSERT ON engagement_weeks
-       REFERENCING NEW TABLE AS new_cells FOR EACH STATEMENT EXECUTE FUNCTION engagement_week_totals_append()""",
-    """CREATE TRIGGER engagement_week_totals_update AFTER UPDATE ON engagement_weeks
-       REFERENCING OLD TABLE AS old_cells NEW TABLE AS new_cells
-       FOR EACH STATEMENT EXECUTE FUNCTION engagement_week_totals_append()""",
+       REFERENCING NEW TABLE AS new_cells FOR EACH STATEMENT EXECUTE FUNCTION engagement_week_totals_insert()""",
+    """CREATE TRIGGER engagement_week_totals_update AFTER UPDATE OF delivered, engaged ON engagement_weeks
+       FOR EACH ROW WHEN (NEW.delivered <> OLD.delivered
+                          OR (NEW.delivered AND NEW.engaged) <> (OLD.delivered AND OLD.engaged))
+       EXECUTE FUNCTION engagement_week_totals_change()""",
     """CREATE TRIGGER engagement_week_totals_delete AFTER DELETE ON engagement_weeks
-       REFERENCING OLD TABLE AS old_cells FOR EACH STATEMENT EXECUTE FUNCTION engagement_week_totals_append()""",
+       FOR EACH ROW WHEN (OLD.delivered) EXECUTE FUNCTION engagement_week_totals_change()""",
 ]
 
 # SQLite has row triggers only: a row per cell that changes (a school's few hundred people)
@@ -96,6 +99,7 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {name}" + (" ON engagement_weeks" if op.get_bind().dialect.name == "postgresql"
                                                else ""))
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION engagement_week_totals_append()")
+        op.execute("DROP FUNCTION engagement_week_totals_insert()")
+        op.execute("DROP FUNCTION engagement_week_totals_change()")
     op.drop_index('ix_engagement_week_totals_week', table_name='engagement_week_totals')
     op.drop_table('engagement_week_totals')
