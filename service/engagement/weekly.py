@@ -7,6 +7,8 @@ stores or settles a signal, the cells it falls in are recounted from the events
 (:func:`recount`), so a cell written incrementally is what a rebuild computes. A sent
 digest only marks its week delivered (:func:`note_delivered`). Pruned events leave their
 rows behind: :func:`rebuild` recounts only the weeks whose events are all still kept.
+Each week's delivered and engaged cells are also totalled by the database's triggers
+(migration 0020) for the district's trend (:func:`totals`, :func:`fold_totals`).
 """
 
 from __future__ import annotations
