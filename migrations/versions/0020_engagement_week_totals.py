@@ -95,10 +95,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
     for name in TRIGGERS:
-        op.execute(f"DROP TRIGGER {name}" + (" ON engagement_weeks" if op.get_bind().dialect.name == "postgresql"
-                                               else ""))
-    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER {name}" + (" ON engagement_weeks" if postgresql else ""))
+    if postgresql:
         op.execute("DROP FUNCTION engagement_week_totals_insert()")
         op.execute("DROP FUNCTION engagement_week_totals_change()")
     op.drop_index('ix_engagement_week_totals_week', table_name='engagement_week_totals')
