@@ -4,7 +4,9 @@ The double runs in its own process (count-only), so its work is not charged to o
 
 Prints digests/s, wall time, HTTP calls made and calls per 500 digests, plus
 the pipeline's own per-message rendering rate for the same people, measured in the
-same run with no database and no HTTP (the floor), and the ratio. The dispatch batch
+same run with no database and no HTTP (the floor), and the ratio; and, per phase, the CPU
+seconds of this process, of the local PostgreSQL server and of the double beside the wall time
+(the three share the machine's cores). The dispatch batch
 is the default (`NUDGE_DISPATCH_BATCH_SIZE`, 500) unless `--batch` says otherwise.
 The double's duplicate count must be 0 and what it received must equal what was sent.
 Figures go last, one per line.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -107,6 +110,46 @@ def time_statements(engine) -> dict[str, float]:
     return waited
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _ticks(pid: int | str, reaped_children: bool) -> int:
+    """CPU ticks of a process from /proc (with its reaped children's: PostgreSQL's ended backends)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15 if reaped_children else 13])
+
+
+def cpu_seconds(double_pid: int, local_postgres: bool) -> dict[str, float] | None:
+    """CPU seconds so far of this process, of the local PostgreSQL server's processes and of the
+    double, so a phase's wall time can be set beside what the two cores did in it. None where
+    /proc is missing."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    server = 0
+    if local_postgres:
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                    server += _ticks(entry.name, reaped_children=True)
+            except OSError:  # a backend that ended while we looked
+                continue
+    used = {"this process": _ticks("self", reaped_children=False) / CLOCK_TICKS}
+    if local_postgres:
+        used["PostgreSQL"] = server / CLOCK_TICKS
+    return used | {"the double": _ticks(double_pid, reaped_children=False) / CLOCK_TICKS}
+
+
+def cpu_used(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
+    return None if before is None or after is None else {name: after[name] - before[name] for name in before}
+
+
+def cpu_line(phase: str, used: dict[str, float] | None, wall: float) -> str:
+    if used is None:
+        return f"CPU of {phase}: not measured (no /proc)"
+    parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in used.items())
+    return f"CPU of {phase} ({wall:.1f} s wall): {parts}; {sum(used.values()) / wall:.2f} of {os.cpu_count()} cores busy"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=1000)
@@ -134,6 +177,8 @@ def main() -> None:
                                  outbox_dir=f"{tmp}/outbox", **batch)
         floor_before = 0.0 if args.notice else own_render_rate(factory, settings, sample)
         waited = time_statements(engine)
+        local_postgres = engine.dialect.name == "postgresql" and engine.url.host in (None, "127.0.0.1", "localhost")
+        cpu_at_start = cpu_seconds(double.pid, local_postgres)
         start = time.perf_counter()
         with factory() as s, s.begin():
             if args.notice:
@@ -143,10 +188,12 @@ def main() -> None:
             else:
                 composed = compose(s, settings, NOW, SchoolCalendar(), week=WEEK).composed
         composed_at = time.perf_counter()
+        cpu_at_composed = cpu_seconds(double.pid, local_postgres)
         compose_sql = waited["sql"]
         dispatcher = make_dispatcher(factory, settings, clock=lambda: NOW)
         stats = dispatcher.drain()
         wall = time.perf_counter() - start
+        cpu_at_end = cpu_seconds(double.pid, local_postgres)
         counters = json.loads(urllib.request.urlopen(f"{double_url}/_stats").read())
         calls, received, duplicates = counters["requests"], counters["recipients"], counters["duplicates"]
     finally:
@@ -161,6 +208,9 @@ def main() -> None:
     print(f"wall time: {wall:.2f} s")
     print(f"waiting on the database's statements: {waited['sql']:.2f} s (compose {compose_sql:.2f} s, "
           f"dispatch {waited['sql'] - compose_sql:.2f} s)")
+    print(cpu_line("queuing" if args.notice else "composing", cpu_used(cpu_at_start, cpu_at_composed),
+                   composed_at - start))
+    print(cpu_line("dispatching", cpu_used(cpu_at_composed, cpu_at_end), wall - (composed_at - start)))
     print(f"{what}/s: {rate:.0f}")
     print(f"HTTP calls: {calls} ({calls / max(stats.sent, 1) * 500:.2f} per 500 {what})")
     if received != stats.sent or duplicates:
@@ -171,6 +221,11 @@ def main() -> None:
     floor = max(floor_before, own_render_rate(factory, settings, sample))
     print(f"own per-message rendering, no database or HTTP (best of before/after): {floor:.0f} digests/s; "
           f"ratio: {rate / floor:.2f}")
+    used = cpu_used(cpu_at_start, cpu_at_end)
+    if used is not None:  # even with every core busy all the time, the run cannot be faster than this
+        fastest = sum(used.values()) / os.cpu_count()
+        print(f"the run's CPU spread over all {os.cpu_count()} cores: {fastest:.1f} s at the least; "
+              f"ratio at most {stats.sent / fastest / floor:.2f} with this much work")
 
 
 if __name__ == "__main__":
