@@ -263,17 +263,19 @@ def test_a_claim_that_outlives_its_lease_behind_a_slow_send_is_still_sent_once(f
     assert statuses(factory) == {"sent": 30}
 
 
-def test_sendgrid_channel_sends_oversized_values_alone(sendgrid_settings, sendgrid_double) -> None:
+@pytest.mark.parametrize("oversized", ["x" * 11_000, "é" * 6_000], ids=["ascii", "6000 characters, 12000 bytes"])
+def test_sendgrid_channel_sends_oversized_values_alone(sendgrid_settings, sendgrid_double, oversized) -> None:
+    """SendGrid's limit is on bytes: text whose characters fit but whose UTF-8 does not goes alone too."""
     from service.channels import Message, Skeleton
 
     skeleton = Skeleton(subject="-pn_s-", html="<p>-pn_body-</p>", text="-pn_body-")
     small = Message(1, "digest", "a@x.org", "A", skeleton, {"-pn_s-": "Hi", "-pn_body-": "short"}, {"delivery_id": "1"})
-    big = Message(2, "digest", "b@x.org", "B", skeleton, {"-pn_s-": "Hi", "-pn_body-": "x" * 11_000}, {"delivery_id": "2"})
+    big = Message(2, "digest", "b@x.org", "B", skeleton, {"-pn_s-": "Hi", "-pn_body-": oversized}, {"delivery_id": "2"})
     results = SendGridChannel(sendgrid_settings).send([small, big])
     assert [r.status for r in results] == ["sent", "sent"]
     assert len(sendgrid_double.requests) == 2
     solo = next(r for r in sendgrid_double.requests if "substitutions" not in r["personalizations"][0])
-    assert "x" * 11_000 in solo["content"][1]["value"]
+    assert oversized in solo["content"][1]["value"]
     assert {e.to_email: e.html for e in sendgrid_double.emails}["a@x.org"] == "<p>short</p>"
 
 

@@ -135,7 +135,12 @@ class SendGridChannel:
 
 
 def _substitution_bytes(message: Message) -> int:
-    return sum(len(k.encode()) + len(v.encode()) for k, v in message.values.items())
+    return sum(_utf8_length(k) + _utf8_length(v) for k, v in message.values.items())
+
+
+def _utf8_length(text: str) -> int:
+    """Bytes in UTF-8, without encoding ASCII text (most of a digest) only to measure it."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _from_http_error(exc: HTTPError) -> Result:
