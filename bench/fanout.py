@@ -125,18 +125,22 @@ def cpu_seconds(double_pid: int, local_postgres: bool) -> dict[str, float] | Non
     /proc is missing."""
     if not Path("/proc/self/stat").exists():
         return None
-    server = 0
-    if local_postgres:
-        for entry in Path("/proc").iterdir():
-            try:
-                if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
-                    server += _ticks(entry.name, reaped_children=True)
-            except OSError:  # a backend that ended while we looked
-                continue
     used = {"this process": _ticks("self", reaped_children=False) / CLOCK_TICKS}
     if local_postgres:
-        used["PostgreSQL"] = server / CLOCK_TICKS
+        used["PostgreSQL"] = _postgres_ticks() / CLOCK_TICKS
     return used | {"the double": _ticks(double_pid, reaped_children=False) / CLOCK_TICKS}
+
+
+def _postgres_ticks() -> int:
+    """CPU ticks of every process named postgres (the postmaster counts its ended backends)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                ticks += _ticks(entry.name, reaped_children=True)
+        except OSError:  # a backend that ended while we looked
+            continue
+    return ticks
 
 
 def cpu_used(before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, float] | None:
